@@ -1,0 +1,21 @@
+//! # shufflenas
+//!
+//! Weight-sharing one-shot neural architecture search (Single Path One Shot with
+//! ShuffleNetV2 choice blocks, squeeze-excitation, hard-swish and a MobileNetV3 head)
+//! in pure Rust on [Burn](https://burn.dev).
+//!
+//! This package re-exports the workspace crates and holds what the examples share:
+//! - [`micronet_score`]: MicroNet Challenge counting;
+//! - [`model`]: search space, genomes, plans, op lists (and the Burn modules);
+//! - [`train`](crate::train): training;
+//! - [`search`](crate::search): architecture search.
+//!
+//! The tensor backend is chosen with a cargo feature: `flex` (CPU, default), `wgpu`
+//! or `cuda`.
+
+pub use micronet_score;
+pub use shufflenas_model as model;
+pub use shufflenas_search as search;
+pub use shufflenas_train as train;
+
+pub mod cli;
