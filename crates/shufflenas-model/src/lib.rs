@@ -22,7 +22,9 @@
 pub mod cost;
 mod error;
 mod genome;
+pub mod nn;
 mod space;
+pub mod weights;
 
 pub use cost::CostTable;
 pub use error::{ArchError, GeneKind, SpaceError};

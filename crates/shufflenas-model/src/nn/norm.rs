@@ -1,0 +1,227 @@
+//! Batch normalisation over the first `c` channels of a wider layer.
+//!
+//! - training (autodiff backend): normalises with the batch statistics of the active
+//!   channels and updates only their running statistics;
+//! - inference: normalises with the running statistics;
+//! - recalibration (inference backend, after [`SlicedBatchNorm::begin_recalibration`]):
+//!   normalises with batch statistics and accumulates the exact mean and (biased)
+//!   variance of every input seen, combined in f64 with Chan's formula, so the result
+//!   does not depend on how the images are split into batches.
+//!
+//! Momentum uses Burn's convention, the weight of the new batch:
+//! `running = (1 − momentum) · running + momentum · batch`. MXNet's `momentum=0.1`
+//! (the seed's setting) is the weight of the *old* value, i.e. Burn momentum 0.9.
+
+use std::sync::{Arc, Mutex};
+
+use burn::module::{Param, RunningState};
+use burn::prelude::*;
+
+/// Config of [`SlicedBatchNorm`].
+#[derive(Config, Debug)]
+pub struct SlicedBatchNormConfig {
+    /// Maximum channels.
+    pub channels: usize,
+    /// Added to the variance.
+    #[config(default = 1e-5)]
+    pub epsilon: f64,
+    /// Weight of the new batch in the running statistics (Burn/PyTorch convention).
+    #[config(default = 0.1)]
+    pub momentum: f64,
+    /// Initial beta (upstream uses 1e-4).
+    #[config(default = 1e-4)]
+    pub beta_init: f64,
+}
+
+/// Per-channel sums of a recalibration pass.
+#[derive(Debug, Clone, Default)]
+pub struct BnAccumulator {
+    /// Values seen per channel.
+    pub count: Vec<f64>,
+    /// Running mean per channel.
+    pub mean: Vec<f64>,
+    /// Running sum of squared deviations per channel.
+    pub m2: Vec<f64>,
+}
+
+impl BnAccumulator {
+    fn add(&mut self, channel: usize, n: f64, mean: f64, var: f64) {
+        let (na, ma) = (self.count[channel], self.mean[channel]);
+        let total = na + n;
+        let delta = mean - ma;
+        self.mean[channel] = ma + delta * n / total;
+        self.m2[channel] += var * n + delta * delta * na * n / total;
+        self.count[channel] = total;
+    }
+}
+
+/// Shared slot for an active recalibration (clones of the module share it, like
+/// `RunningState`).
+pub type RecalibrationSlot = Arc<Mutex<Option<BnAccumulator>>>;
+
+/// Batch norm usable on the first `c ≤ channels` channels.
+#[derive(Module, Debug)]
+pub struct SlicedBatchNorm<B: Backend> {
+    /// Scale, `[channels]`.
+    pub gamma: Param<Tensor<B, 1>>,
+    /// Shift, `[channels]`.
+    pub beta: Param<Tensor<B, 1>>,
+    /// Running mean, `[channels]`.
+    pub running_mean: RunningState<Tensor<B, 1>>,
+    /// Running (biased) variance, `[channels]`.
+    pub running_var: RunningState<Tensor<B, 1>>,
+    /// Weight of the new batch.
+    pub momentum: f64,
+    /// Added to the variance.
+    pub epsilon: f64,
+    #[module(skip)]
+    recalibration: RecalibrationSlot,
+}
+
+impl SlicedBatchNormConfig {
+    /// Builds the layer on `device`: gamma 1, beta `beta_init`, mean 0, variance 1.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> SlicedBatchNorm<B> {
+        let c = self.channels;
+        SlicedBatchNorm {
+            gamma: Param::from_tensor(Tensor::ones([c], device)),
+            beta: Param::from_tensor(Tensor::full([c], self.beta_init, device)),
+            running_mean: RunningState::new(Tensor::zeros([c], device)),
+            running_var: RunningState::new(Tensor::ones([c], device)),
+            momentum: self.momentum,
+            epsilon: self.epsilon,
+            recalibration: Arc::default(),
+        }
+    }
+}
+
+fn first<B: Backend>(t: Tensor<B, 1>, c: usize) -> Tensor<B, 1> {
+    if t.dims()[0] == c { t } else { t.slice([0..c]) }
+}
+
+fn per_channel<B: Backend>(t: Tensor<B, 1>) -> Tensor<B, 4> {
+    let c = t.dims()[0];
+    t.reshape([1, c, 1, 1])
+}
+
+impl<B: Backend> SlicedBatchNorm<B> {
+    /// Maximum channels.
+    pub fn channels(&self) -> usize {
+        self.gamma.dims()[0]
+    }
+
+    /// Normalises the input's channels (the first `C` of the layer).
+    ///
+    /// # Shapes
+    /// `[N, C, H, W]` → same, `C ≤ channels`.
+    pub fn forward(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let c = x.dims()[1];
+        if B::ad_enabled(&x.device()) {
+            return self.forward_train(x);
+        }
+        let recalibrating = self.recalibration.lock().map(|slot| slot.is_some()).unwrap_or(false);
+        if recalibrating {
+            return self.forward_recalibrate(x);
+        }
+        let mean = first(self.running_mean.value(), c);
+        let var = first(self.running_var.value(), c);
+        self.normalize(x, mean, var)
+    }
+
+    fn batch_stats(x: &Tensor<B, 4>) -> (Tensor<B, 1>, Tensor<B, 1>) {
+        let [n, c, h, w] = x.dims();
+        let flat = x.clone().swap_dims(0, 1).reshape([c, n * h * w]);
+        let (var, mean) = flat.var_mean_bias(1);
+        (mean.reshape([c]), var.reshape([c]))
+    }
+
+    fn forward_train(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let c = x.dims()[1];
+        let (mean, var) = Self::batch_stats(&x);
+        let m = self.momentum;
+        for (state, batch) in [(&self.running_mean, &mean), (&self.running_var, &var)] {
+            let full = state.value_sync();
+            let old = first(full.clone(), c);
+            let new = old.mul_scalar(1.0 - m).add(batch.clone().detach().mul_scalar(m));
+            let updated = if full.dims()[0] == c { new } else { full.slice_assign([0..c], new) };
+            state.update(updated.detach());
+        }
+        self.normalize(x, mean, var)
+    }
+
+    fn forward_recalibrate(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
+        let [n, c, h, w] = x.dims();
+        let (mean, var) = Self::batch_stats(&x);
+        let means = mean.clone().into_data().convert::<f64>().into_vec::<f64>().unwrap_or_default();
+        let vars = var.clone().into_data().convert::<f64>().into_vec::<f64>().unwrap_or_default();
+        if let Ok(mut slot) = self.recalibration.lock()
+            && let Some(acc) = slot.as_mut()
+        {
+            let count = (n * h * w) as f64;
+            for ch in 0..c.min(means.len()) {
+                acc.add(ch, count, means[ch], vars[ch]);
+            }
+        }
+        self.normalize(x, mean, var)
+    }
+
+    fn normalize(&self, x: Tensor<B, 4>, mean: Tensor<B, 1>, var: Tensor<B, 1>) -> Tensor<B, 4> {
+        let c = x.dims()[1];
+        let scale = first(self.gamma.val(), c).div(var.add_scalar(self.epsilon).sqrt());
+        let shift = first(self.beta.val(), c).sub(mean.mul(scale.clone()));
+        x.mul(per_channel(scale)).add(per_channel(shift))
+    }
+
+    /// Starts a recalibration: until [`finish_recalibration`](Self::finish_recalibration),
+    /// forward passes on an inference backend use batch statistics and accumulate them.
+    pub fn begin_recalibration(&self) {
+        let c = self.channels();
+        if let Ok(mut slot) = self.recalibration.lock() {
+            *slot = Some(BnAccumulator { count: vec![0.0; c], mean: vec![0.0; c], m2: vec![0.0; c] });
+        }
+    }
+
+    /// Ends a recalibration: channels that saw data get the exact mean and biased
+    /// variance of everything seen; the others keep their running statistics.
+    pub fn finish_recalibration(&self) {
+        let Some(acc) = self.recalibration.lock().ok().and_then(|mut slot| slot.take()) else {
+            return;
+        };
+        let device = self.gamma.device();
+        let mut mean =
+            self.running_mean.value_sync().into_data().convert::<f64>().into_vec::<f64>().unwrap_or_default();
+        let mut var = self.running_var.value_sync().into_data().convert::<f64>().into_vec::<f64>().unwrap_or_default();
+        for ch in 0..acc.count.len().min(mean.len()) {
+            if acc.count[ch] > 0.0 {
+                mean[ch] = acc.mean[ch];
+                var[ch] = acc.m2[ch] / acc.count[ch];
+            }
+        }
+        let to_tensor = |v: Vec<f64>| {
+            let n = v.len();
+            Tensor::<B, 1>::from_data(TensorData::new(v, [n]).convert::<f32>(), &device)
+        };
+        self.running_mean.update(to_tensor(mean));
+        self.running_var.update(to_tensor(var));
+    }
+
+    /// A standalone copy of the first `c` channels, with fresh parameter ids and its own
+    /// running statistics.
+    pub fn narrowed(&self, c: usize) -> Self {
+        Self {
+            gamma: Param::from_tensor(first(self.gamma.val(), c)),
+            beta: Param::from_tensor(first(self.beta.val(), c)),
+            running_mean: RunningState::new(first(self.running_mean.value_sync(), c)),
+            running_var: RunningState::new(first(self.running_var.value_sync(), c)),
+            momentum: self.momentum,
+            epsilon: self.epsilon,
+            recalibration: Arc::default(),
+        }
+    }
+
+    /// The affine form `y = scale · x + shift` of the inference-mode layer, `[channels]` each.
+    pub fn inference_affine(&self) -> (Tensor<B, 1>, Tensor<B, 1>) {
+        let scale = self.gamma.val().div(self.running_var.value_sync().add_scalar(self.epsilon).sqrt());
+        let shift = self.beta.val().sub(self.running_mean.value_sync().mul(scale.clone()));
+        (scale, shift)
+    }
+}
