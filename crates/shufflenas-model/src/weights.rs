@@ -185,9 +185,9 @@ pub fn load_gluon<B: Backend>(net: &ShuffleNasNet<B>, map: &TensorMap) -> Result
 }
 
 const LIST_MAGIC: u64 = 0x112;
-const NDARRAY_V1: u32 = 0xF993_fac8;
-const NDARRAY_V2: u32 = 0xF993_fac9;
-const NDARRAY_V3: u32 = 0xF993_faca;
+const NDARRAY_V1: u32 = 0xF993_FAC8;
+const NDARRAY_V2: u32 = 0xF993_FAC9;
+const NDARRAY_V3: u32 = 0xF993_FACA;
 
 struct Reader<'a> {
     bytes: &'a [u8],

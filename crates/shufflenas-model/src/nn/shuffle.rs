@@ -32,7 +32,7 @@ mod tests {
     fn shuffle_matches_the_reference_permutation() {
         let device = Default::default();
         let c = 8;
-        let x = Tensor::<TestBackend, 1>::arange(0..c as i64, &device).float().reshape([1, c, 1, 1]);
+        let x = Tensor::<TestBackend, 1, Int>::arange(0..c as i64, &device).float().reshape([1, c, 1, 1]);
         let (left, right) = channel_shuffle_split(x);
         let shuffled: Vec<f32> = Tensor::cat(vec![left, right], 1).into_data().into_vec().unwrap();
         let expected: Vec<f32> = (0..c).map(|new| ((new % 2) * c / 2 + new / 2) as f32).collect();

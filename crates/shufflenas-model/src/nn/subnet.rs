@@ -79,6 +79,14 @@ impl<B: Backend> ShuffleNasNet<B> {
         }
     }
 
+    /// Trainable parameters: conv weights and biases, BN gamma and beta. Burn's
+    /// `num_params` also counts the BN running statistics; this does not.
+    pub fn trainable_params(&self) -> usize {
+        let mut running = 0;
+        self.for_each_bn(&mut |bn| running += 2 * bn.channels());
+        self.num_params() - running
+    }
+
     /// Visits every batch norm.
     pub fn for_each_bn(&self, f: &mut dyn FnMut(&SlicedBatchNorm<B>)) {
         self.stem.for_each_bn(f);
@@ -86,5 +94,82 @@ impl<B: Backend> ShuffleNasNet<B> {
             block.for_each_bn(f);
         }
         self.head.for_each_bn(f);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::Flex;
+    use burn::store::{ModuleSnapshot, SafetensorsStore};
+    use burn::tensor::Distribution;
+    use micronet_score::Convention;
+
+    use super::*;
+    use crate::CostTable;
+
+    fn trainable(space: &SearchSpace, arch: &Architecture) -> u64 {
+        CostTable::new(space, Convention::default()).unwrap().cost(arch).unwrap().trainable_params
+    }
+
+    // The analytic counter and the real network must agree, or constraints on params
+    // would be checked against the wrong number.
+    #[test]
+    fn parameter_count_equals_the_analytic_trainable_count() {
+        let device = Default::default();
+        let seed_space = SearchSpace::oneshot_plus();
+        let mut cases = vec![
+            (seed_space.clone(), Architecture::oneshot_s_plus()),
+            (SearchSpace::oneshot_original(), Architecture::oneshot()),
+            (seed_space.clone(), Architecture::supernet_max()),
+        ];
+        let full = SearchSpace { searchable_min_id: 0, ..SearchSpace::small_input(1, 10) };
+        for seed in 0..20 {
+            let space = if seed % 2 == 0 {
+                full.clone()
+            } else {
+                SearchSpace { use_se: false, last_conv_after_pooling: false, ..full.clone() }
+            };
+            cases.push((space, Architecture::random_seeded(&full, seed)));
+        }
+        for (space, arch) in cases {
+            let net = ShuffleNasNetConfig::new(space.clone(), arch.clone()).init::<Flex>(&device).unwrap();
+            assert_eq!(net.trainable_params() as u64, trainable(&space, &arch), "{arch}");
+        }
+    }
+
+    #[test]
+    fn weights_round_trip_through_safetensors() {
+        let device = Default::default();
+        let space = SearchSpace::tiny(3, 10);
+        let arch = Architecture::random_seeded(&space, 4);
+        Flex::seed(&device, 1);
+        let net = ShuffleNasNetConfig::new(space.clone(), arch.clone()).init::<Flex>(&device).unwrap();
+        let mut store = SafetensorsStore::from_bytes(None);
+        net.save_into(&mut store).unwrap();
+        let bytes = store.get_bytes().unwrap();
+        Flex::seed(&device, 2);
+        let mut other = ShuffleNasNetConfig::new(space, arch).init::<Flex>(&device).unwrap();
+        let mut store = SafetensorsStore::from_bytes(Some(bytes));
+        other.load_from(&mut store).unwrap();
+        let x = Tensor::<Flex, 4>::random([2, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+        let a: Vec<f32> = net.forward(x.clone()).into_data().into_vec().unwrap();
+        let b: Vec<f32> = other.forward(x).into_data().into_vec().unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn fused_network_matches_in_eval_mode() {
+        let device = Default::default();
+        let space = SearchSpace { use_se: false, last_conv_after_pooling: false, ..SearchSpace::tiny(3, 10) };
+        let net = ShuffleNasNetConfig::new(space.clone(), Architecture::random_seeded(&space, 8))
+            .init::<Flex>(&device)
+            .unwrap();
+        let x = Tensor::<Flex, 4>::random([2, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+        let plain = net.forward(x.clone());
+        let fused = net.fuse_bn();
+        assert!(fused.blocks.iter().all(|b| b.main.iter().all(|u| u.bn.is_none())));
+        let diff = fused.forward(x).sub(plain.clone()).abs().max().into_scalar();
+        let scale = plain.abs().max().into_scalar();
+        assert!(diff <= 1e-5 * scale.max(1.0), "{diff} vs {scale}");
     }
 }

@@ -133,6 +133,13 @@ impl<B: Backend> Supernet<B> {
         self.head.for_each_bn(f);
     }
 
+    /// Trainable parameters (Burn's `num_params` minus the BN running statistics).
+    pub fn trainable_params(&self) -> usize {
+        let mut running = 0;
+        self.for_each_bn(&mut |bn| running += 2 * bn.channels());
+        self.num_params() - running
+    }
+
     /// Visits every batch norm of the supernet.
     pub fn for_each_bn(&self, f: &mut dyn FnMut(&SlicedBatchNorm<B>)) {
         self.stem.for_each_bn(f);
@@ -142,5 +149,197 @@ impl<B: Backend> Supernet<B> {
             }
         }
         self.head.for_each_bn(f);
+    }
+}
+
+impl<B: Backend> Supernet<B> {
+    /// Starts a BN recalibration of the path of `plan` (see
+    /// [`SlicedBatchNorm::begin_recalibration`]): run forward passes of that path on an
+    /// inference backend, then call [`Supernet::finish_recalibration`].
+    pub fn begin_recalibration(&self, plan: &NetworkPlan) {
+        self.for_each_bn_on_path(plan, &mut |bn| bn.begin_recalibration());
+    }
+
+    /// Ends the recalibration of the path of `plan`: its BN layers take the exact
+    /// statistics of everything seen since [`Supernet::begin_recalibration`].
+    pub fn finish_recalibration(&self, plan: &NetworkPlan) {
+        self.for_each_bn_on_path(plan, &mut |bn| bn.finish_recalibration());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::module::{AutodiffModule, Param};
+    use burn::optim::GradientsParams;
+    use burn::prelude::*;
+    use burn::tensor::Distribution;
+
+    use super::*;
+    use crate::BlockChoice;
+    use crate::nn::tests::TestBackend;
+
+    type Inner = <TestBackend as burn::tensor::backend::AutodiffBackend>::InnerBackend;
+
+    fn tiny_space() -> SearchSpace {
+        // Every channel id, so that the narrowest widths are exercised too.
+        SearchSpace { searchable_min_id: 0, ..SearchSpace::tiny(3, 10) }
+    }
+
+    fn input<B: Backend>(n: usize, seed: u64) -> Tensor<B, 4> {
+        let device = Default::default();
+        B::seed(&device, seed);
+        Tensor::random([n, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device)
+    }
+
+    fn supernet(seed: u64) -> Supernet<TestBackend> {
+        let device = Default::default();
+        TestBackend::seed(&device, seed);
+        SupernetConfig::new(tiny_space()).init(&device).unwrap()
+    }
+
+    fn max_relative_error(a: Tensor<Inner, 2>, b: Tensor<Inner, 2>) -> f32 {
+        let scale = b.clone().abs().max().into_scalar().max(1e-6);
+        a.sub(b).abs().max().into_scalar() / scale
+    }
+
+    // Search ranks subnets by the supernet's accuracy, and the final network may start
+    // from the supernet's weights: both must compute the same function.
+    #[test]
+    fn extracted_subnet_matches_the_supernet_path_in_eval_mode() {
+        let supernet = supernet(1);
+        // A few training steps so that the running statistics are not the init values.
+        for step in 0..2 {
+            let arch = Architecture::random_seeded(&tiny_space(), 100 + step);
+            let _ = supernet.forward(input(4, step), &arch).unwrap();
+        }
+        let eval = supernet.valid();
+        for seed in 0..4 {
+            let arch = Architecture::random_seeded(&tiny_space(), seed);
+            let x = input::<Inner>(2, 7);
+            let from_supernet = eval.forward(x.clone(), &arch).unwrap();
+            let subnet = eval.extract(&arch).unwrap();
+            let from_subnet = subnet.forward(x);
+            let err = max_relative_error(from_subnet, from_supernet);
+            assert!(err < 1e-5, "genome {arch}: relative error {err}");
+        }
+    }
+
+    // The supernet's unused blocks must not move, and a chosen block only learns in its
+    // active slice, as upstream's ignore_stale_grad.
+    #[test]
+    fn gradients_reach_only_the_active_path_and_slice() {
+        let supernet = supernet(2);
+        let arch = Architecture::random_seeded(&tiny_space(), 3);
+        let plan = tiny_space().decode(&arch).unwrap();
+        let loss = supernet.forward(input(2, 1), &arch).unwrap().powi_scalar(2).mean();
+        let grads = GradientsParams::from_grads(loss.backward(), &supernet);
+        let grad4 = |p: &Param<Tensor<TestBackend, 4>>| grads.get::<Inner, 4>(p.id);
+        for (position, (blocks, block_plan)) in supernet.positions.iter().zip(&plan.blocks).enumerate() {
+            for block in &blocks.blocks {
+                let first = &block.main[0].conv.weight;
+                if block.choice() != block_plan.choice {
+                    assert!(grad4(first).is_none(), "unused block at {position} got a gradient");
+                    continue;
+                }
+                let mid = block_plan.mid_channels;
+                // SNB: the expanding 1×1 conv; SXB: the first 1×1 conv (unit 1).
+                let expand = if block.choice() == BlockChoice::Sxb3 { &block.main[1] } else { &block.main[0] };
+                let g = grad4(&expand.conv.weight).expect("used block has a gradient");
+                let rows = g.dims()[0];
+                assert!(g.clone().slice([0..mid]).abs().sum().into_scalar() > 0.0, "position {position}");
+                if mid < rows {
+                    let unused = g.slice([mid..rows]).abs().max().into_scalar();
+                    assert_eq!(unused, 0.0, "position {position}: gradient outside the slice");
+                }
+                let bn = expand.bn.as_ref().unwrap();
+                let g_gamma = grads.get::<Inner, 1>(bn.gamma.id).unwrap();
+                if mid < rows {
+                    assert_eq!(g_gamma.slice([mid..rows]).abs().max().into_scalar(), 0.0);
+                }
+            }
+        }
+    }
+
+    // Training a path updates only the running statistics of its active channels.
+    #[test]
+    fn training_updates_only_the_active_running_statistics() {
+        let supernet = supernet(3);
+        let mut arch = Architecture::random_seeded(&tiny_space(), 5);
+        arch.blocks[1] = BlockChoice::Snb5;
+        arch.channels[1] = crate::ChannelChoice(0);
+        let plan = tiny_space().decode(&arch).unwrap();
+        let block = &supernet.positions[1].blocks[1];
+        let bn = block.main[0].bn.as_ref().unwrap();
+        let before = bn.running_mean.value_sync();
+        let _ = supernet.forward(input(4, 2), &arch).unwrap();
+        let after = bn.running_mean.value_sync();
+        let mid = plan.blocks[1].mid_channels;
+        let c = after.dims()[0];
+        assert!(after.clone().slice([0..mid]).sub(before.clone().slice([0..mid])).abs().sum().into_scalar() > 0.0);
+        assert_eq!(after.slice([mid..c]).sub(before.slice([mid..c])).abs().max().into_scalar(), 0.0);
+    }
+
+    // The accumulation is exact: splitting the same images into batches of 1, 2, 4 or
+    // 8 gives the same statistics at the first BN (whose input does not depend on
+    // normalisation upstream), and statistics close to each other deeper in.
+    #[test]
+    fn recalibration_does_not_depend_on_the_batch_size() {
+        let eval = supernet(4).valid();
+        let arch = Architecture::random_seeded(&tiny_space(), 9);
+        let plan = tiny_space().decode(&arch).unwrap();
+        let images = input::<Inner>(8, 11);
+        let mut results = Vec::new();
+        for batch in [1, 2, 4, 8] {
+            eval.begin_recalibration(&plan);
+            for start in (0..8).step_by(batch) {
+                let _ = eval.forward_plan(images.clone().slice([start..start + batch]), &plan, false);
+            }
+            eval.finish_recalibration(&plan);
+            let stem = eval.stem.bn.as_ref().unwrap();
+            results.push((stem.running_mean.value_sync(), stem.running_var.value_sync()));
+        }
+        let (mean0, var0) = &results[0];
+        for (mean, var) in &results[1..] {
+            assert!(mean.clone().sub(mean0.clone()).abs().max().into_scalar() < 1e-5);
+            assert!(var.clone().sub(var0.clone()).abs().max().into_scalar() < 1e-4);
+        }
+        // The recalibrated statistics are the exact ones of the stem's output.
+        let stem_out = eval.stem.conv.forward(images, eval.stem.max_out());
+        let [n, c, h, w] = stem_out.dims();
+        let flat = stem_out.swap_dims(0, 1).reshape([c, n * h * w]);
+        let (var, mean) = flat.var_mean_bias(1);
+        assert!(mean.reshape([c]).sub(mean0.clone()).abs().max().into_scalar() < 1e-5);
+        assert!(var.reshape([c]).sub(var0.clone()).abs().max().into_scalar() < 1e-4);
+    }
+
+    // The upstream supernet with SE and the MobileNetV3 head has 17,180,248 trainable
+    // parameters; the analytic counter agrees (see tests/micronet_targets.rs).
+    #[test]
+    fn supernet_parameter_count_matches_the_counter() {
+        let device = Default::default();
+        for space in [SearchSpace::oneshot_plus(), SearchSpace::oneshot_original(), tiny_space()] {
+            let net = SupernetConfig::new(space.clone()).init::<Inner>(&device).unwrap();
+            let expected = crate::cost::supernet_ops(&space).unwrap().counts(&Default::default()).trainable_params;
+            assert_eq!(net.trainable_params() as u64, expected);
+        }
+    }
+
+    #[test]
+    fn use_all_blocks_averages_the_four_choices() {
+        let eval = supernet(5).valid();
+        let arch = Architecture::random_seeded(&tiny_space(), 1);
+        let plan = tiny_space().decode(&arch).unwrap();
+        let logits = eval.forward_plan(input::<Inner>(2, 3), &plan, true);
+        assert_eq!(logits.dims(), [2, 10]);
+        let single = eval.forward_plan(input::<Inner>(2, 3), &plan, false);
+        assert!(max_relative_error(logits, single) > 1e-3);
+    }
+
+    #[test]
+    fn a_genome_of_the_wrong_length_is_an_error_not_a_panic() {
+        let eval = supernet(6).valid();
+        let short = Architecture::uniform(3, BlockChoice::Snb3, crate::ChannelChoice(2));
+        assert!(eval.forward(input::<Inner>(1, 0), &short).is_err());
+        assert!(eval.extract(&short).is_err());
     }
 }
