@@ -18,4 +18,5 @@ pub use shufflenas_model as model;
 pub use shufflenas_search as search;
 pub use shufflenas_train as train;
 
+pub mod backend;
 pub mod cli;

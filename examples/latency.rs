@@ -1,0 +1,178 @@
+//! Latency and throughput of a ShuffleNAS network on the selected backend: the
+//! interface the project's performance is tracked with.
+//!
+//!     cargo run --release --example latency -- --arch oneshot-s+ --batch 1 --size 224 --iters 30
+//!     cargo run --release --example latency -- --batch 32 --size 32 --classes 10 --train-step
+//!     cargo run --release --example latency -- --batch 32 --size 32 --classes 10 --train-step --supernet
+//!
+//! Prints one JSON object on its last line: `median_ms`, `p10_ms`, `p90_ms`,
+//! `images_per_s`, `backend`, `threads` (and the workload).
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use clap::Parser;
+use rand::SeedableRng;
+use shufflenas::backend::{self, Inference, Training};
+use shufflenas::cli::architecture_for;
+use shufflenas::model::nn::{ShuffleNasNetConfig, SupernetConfig};
+use shufflenas::model::{Architecture, SearchSpace};
+
+/// Times forward passes or training steps.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Args {
+    /// Preset, JSON genome file or BLOCKS;CHANNELS (ignored with --supernet).
+    #[arg(long, default_value = "oneshot-s+")]
+    arch: String,
+    /// Batch size.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Input side in pixels.
+    #[arg(long, default_value_t = 224)]
+    size: usize,
+    /// Number of classes.
+    #[arg(long, default_value_t = 1000)]
+    classes: usize,
+    /// Stride of the first conv (2 as the seed; 1 for the small-input preset).
+    #[arg(long, default_value_t = 2)]
+    stem_stride: usize,
+    /// Timed iterations (after 3 warm-up iterations).
+    #[arg(long, default_value_t = 30)]
+    iters: usize,
+    /// Time a training step (forward, cross-entropy, backward, SGD Nesterov) instead of inference.
+    #[arg(long)]
+    train_step: bool,
+    /// Use the supernet with a random path per iteration (seeded).
+    #[arg(long)]
+    supernet: bool,
+    /// Fold BN into the convs before timing inference.
+    #[arg(long)]
+    fuse_bn: bool,
+    /// Seed of the weights, inputs and paths.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    let pos = q * (sorted.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
+fn time_it(iters: usize, mut step: impl FnMut(usize)) -> Vec<f64> {
+    for i in 0..3 {
+        step(i);
+    }
+    let mut times: Vec<f64> = (0..iters)
+        .map(|i| {
+            let start = Instant::now();
+            step(i + 3);
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times
+}
+
+fn run(args: Args) -> Result<(), String> {
+    if args.iters == 0 || args.batch == 0 {
+        return Err("--iters and --batch must be positive".into());
+    }
+    let device = backend::device()?;
+    let space = SearchSpace {
+        input_size: args.size,
+        num_classes: args.classes,
+        stem_stride: args.stem_stride,
+        ..SearchSpace::oneshot_plus()
+    };
+    space.check().map_err(|e| e.to_string())?;
+    let arch = architecture_for(&space, &args.arch).map_err(|e| e.to_string())?;
+    Training::seed(&device, args.seed);
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
+    let paths: Vec<Architecture> = (0..args.iters + 3).map(|_| Architecture::random(&space, &mut rng)).collect();
+    let shape = [args.batch, 3, args.size, args.size];
+    let times = if args.train_step {
+        let x = Tensor::<Training, 4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let y =
+            Tensor::<Training, 1, Int>::random([args.batch], Distribution::Uniform(0.0, args.classes as f64), &device);
+        let loss_fn = CrossEntropyLossConfig::new().init(&device);
+        // The PyTorch peer's optimizer: SGD, Nesterov momentum 0.9, weight decay 4e-5.
+        let sgd = SgdConfig::new()
+            .with_momentum(Some(MomentumConfig::new().with_nesterov(true).with_dampening(0.0)))
+            .with_weight_decay(Some(WeightDecayConfig::new(4e-5)));
+        if args.supernet {
+            let mut model =
+                Some(SupernetConfig::new(space.clone()).init::<Training>(&device).map_err(|e| e.to_string())?);
+            let mut optim = sgd.init();
+            time_it(args.iters, |i| {
+                let net = model.take().expect("model present");
+                let logits = net.forward(x.clone(), &paths[i]).expect("valid path");
+                let loss = loss_fn.forward(logits, y.clone());
+                let grads = GradientsParams::from_grads(loss.backward(), &net);
+                model = Some(optim.step(0.01, net, grads));
+            })
+        } else {
+            let config = ShuffleNasNetConfig::new(space.clone(), arch.clone());
+            let mut model = Some(config.init::<Training>(&device).map_err(|e| e.to_string())?);
+            let mut optim = sgd.init();
+            time_it(args.iters, |_| {
+                let net = model.take().expect("model present");
+                let loss = loss_fn.forward(net.forward(x.clone()), y.clone());
+                let grads = GradientsParams::from_grads(loss.backward(), &net);
+                model = Some(optim.step(0.01, net, grads));
+            })
+        }
+    } else {
+        let x = Tensor::<Inference, 4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
+        let sync = |t: Tensor<Inference, 2>| {
+            let _ = t.into_data();
+        };
+        if args.supernet {
+            let net = SupernetConfig::new(space.clone()).init::<Training>(&device).map_err(|e| e.to_string())?.valid();
+            time_it(args.iters, |i| sync(net.forward(x.clone(), &paths[i]).expect("valid path")))
+        } else {
+            let config = ShuffleNasNetConfig::new(space.clone(), arch.clone());
+            let mut net = config.init::<Inference>(&device).map_err(|e| e.to_string())?;
+            if args.fuse_bn {
+                net = net.fuse_bn();
+            }
+            time_it(args.iters, |_| sync(net.forward(x.clone())))
+        }
+    };
+    let median = percentile(&times, 0.5);
+    let json = serde_json::json!({
+        "median_ms": median,
+        "p10_ms": percentile(&times, 0.1),
+        "p90_ms": percentile(&times, 0.9),
+        "images_per_s": args.batch as f64 / (median / 1e3),
+        "backend": backend::NAME,
+        "threads": backend::threads(),
+        "batch": args.batch,
+        "size": args.size,
+        "classes": args.classes,
+        "train_step": args.train_step,
+        "supernet": args.supernet,
+        "fuse_bn": args.fuse_bn,
+        "arch": if args.supernet { "supernet".to_string() } else { arch.to_string() },
+    });
+    println!("{json}");
+    Ok(())
+}
