@@ -20,3 +20,5 @@ pub use shufflenas_train as train;
 
 pub mod backend;
 pub mod cli;
+pub mod io;
+pub mod npy;

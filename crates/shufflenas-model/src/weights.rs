@@ -125,39 +125,57 @@ fn load_unit<B: Backend>(
     Ok(out)
 }
 
-/// Loads units laid out gluon-style under `prefix`: conv at `j`, BN at `j+1`, one more
-/// index for the activation. Returns the units and the next free index.
-fn load_branch<B: Backend>(
-    units: &[ConvBnAct<B>],
-    map: &TensorMap,
-    prefix: &str,
-) -> Result<(Vec<ConvBnAct<B>>, usize), WeightsError> {
+/// Gluon names of the units of a branch under `prefix`: conv at `j`, BN at `j+1`,
+/// one more index for the activation. Returns the (conv, BN) names and the next index.
+fn branch_names<B: Backend>(units: &[ConvBnAct<B>], prefix: &str) -> (Vec<(String, String)>, usize) {
     let mut index = 0;
-    let mut loaded = Vec::with_capacity(units.len());
+    let mut names = Vec::with_capacity(units.len());
     for unit in units {
-        let conv = format!("{prefix}.{index}");
-        let bn = format!("{prefix}.{}", index + 1);
-        loaded.push(load_unit(unit, map, &conv, Some(&bn))?);
+        names.push((format!("{prefix}.{index}"), format!("{prefix}.{}", index + 1)));
         index += 2 + usize::from(unit.activation().is_some());
     }
-    Ok((loaded, index))
+    (names, index)
 }
 
-fn load_block<B: Backend>(
-    block: &ChoiceBlock<B>,
-    map: &TensorMap,
-    prefix: &str,
-) -> Result<ChoiceBlock<B>, WeightsError> {
-    let mut out = block.narrowed(block.max_mid());
-    (out.projection, _) = load_branch(&block.projection, map, &format!("{prefix}.proj_branch"))?;
-    let (main, next) = load_branch(&block.main, map, &format!("{prefix}.main_branch"))?;
-    out.main = main;
-    if let (Some(se), Some(target)) = (&block.se, out.se.as_mut()) {
-        let attention = format!("{prefix}.main_branch.{next}.channel_attention");
-        target.squeeze = load_unit(&se.squeeze, map, &format!("{attention}.1"), None)?;
-        target.excitation = load_unit(&se.excitation, map, &format!("{attention}.3"), None)?;
+/// Every unit of `net` with its gluon conv name and BN name (if it has a BN), in order.
+fn named_units<B: Backend>(net: &ShuffleNasNet<B>) -> Vec<(&ConvBnAct<B>, String, Option<String>)> {
+    let n = net.blocks.len();
+    let mut units = vec![(&net.stem, "features.0".to_string(), Some("features.1".to_string()))];
+    for (i, block) in net.blocks.iter().enumerate() {
+        let prefix = format!("features.{}", 3 + i);
+        let (proj, _) = branch_names(&block.projection, &format!("{prefix}.proj_branch"));
+        let (main, next) = branch_names(&block.main, &format!("{prefix}.main_branch"));
+        for (unit, (conv, bn)) in block.projection.iter().zip(proj).chain(block.main.iter().zip(main)) {
+            units.push((unit, conv, Some(bn)));
+        }
+        if let Some(se) = &block.se {
+            let attention = format!("{prefix}.main_branch.{next}.channel_attention");
+            units.push((&se.squeeze, format!("{attention}.1"), None));
+            units.push((&se.excitation, format!("{attention}.3"), None));
+        }
     }
-    Ok(out)
+    if net.head.after_pooling {
+        units.push((&net.head.last_conv, format!("features.{}", 4 + n), None));
+    } else {
+        units.push((&net.head.last_conv, format!("features.{}", 3 + n), Some(format!("features.{}", 4 + n))));
+    }
+    units.push((&net.head.classifier, "output.0".to_string(), None));
+    units
+}
+
+fn load_block<B: Backend>(block: &ChoiceBlock<B>, loaded: &mut impl Iterator<Item = ConvBnAct<B>>) -> ChoiceBlock<B> {
+    let mut out = block.narrowed(block.max_mid());
+    out.projection = block.projection.iter().filter_map(|_| loaded.next()).collect();
+    out.main = block.main.iter().filter_map(|_| loaded.next()).collect();
+    if let Some(se) = out.se.as_mut() {
+        if let Some(squeeze) = loaded.next() {
+            se.squeeze = squeeze;
+        }
+        if let Some(excitation) = loaded.next() {
+            se.excitation = excitation;
+        }
+    }
+    out
 }
 
 /// Loads gluon-named weights (see the module docs) into a copy of `net`, checking
@@ -166,22 +184,78 @@ fn load_block<B: Backend>(
 /// # Errors
 /// [`WeightsError::Missing`] or [`WeightsError::Shape`] naming the tensor.
 pub fn load_gluon<B: Backend>(net: &ShuffleNasNet<B>, map: &TensorMap) -> Result<ShuffleNasNet<B>, WeightsError> {
-    let n = net.blocks.len();
-    let stem = load_unit(&net.stem, map, "features.0", Some("features.1"))?;
-    let blocks = net
-        .blocks
-        .iter()
-        .enumerate()
-        .map(|(i, b)| load_block(b, map, &format!("features.{}", 3 + i)))
-        .collect::<Result<_, _>>()?;
+    let loaded = named_units(net)
+        .into_iter()
+        .map(|(unit, conv, bn)| load_unit(unit, map, &conv, bn.as_deref()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut loaded = loaded.into_iter();
+    let stem = loaded.next().ok_or_else(|| WeightsError::Missing("features.0.weight".into()))?;
+    let blocks = net.blocks.iter().map(|b| load_block(b, &mut loaded)).collect();
     let mut head = net.head.copied();
-    head.last_conv = if net.head.after_pooling {
-        load_unit(&net.head.last_conv, map, &format!("features.{}", 4 + n), None)?
-    } else {
-        load_unit(&net.head.last_conv, map, &format!("features.{}", 3 + n), Some(&format!("features.{}", 4 + n)))?
-    };
-    head.classifier = load_unit(&net.head.classifier, map, "output.0", None)?;
+    if let Some(last_conv) = loaded.next() {
+        head.last_conv = last_conv;
+    }
+    if let Some(classifier) = loaded.next() {
+        head.classifier = classifier;
+    }
     Ok(ShuffleNasNet { stem, blocks, head })
+}
+
+fn raw<B: Backend, const D: usize>(t: Tensor<B, D>) -> RawTensor {
+    let shape = t.dims().to_vec();
+    let values = t.into_data().convert::<f32>().into_vec::<f32>().unwrap_or_default();
+    RawTensor { shape, values }
+}
+
+/// The gluon-named tensors of `net` (the inverse of [`load_gluon`]), e.g. to write an
+/// MXNet `.params` file with [`encode_mxnet_params`].
+pub fn export_gluon<B: Backend>(net: &ShuffleNasNet<B>) -> TensorMap {
+    let mut map = TensorMap::new();
+    for (unit, conv, bn) in named_units(net) {
+        map.insert(format!("{conv}.weight"), raw(unit.conv.weight.val()));
+        if let Some(bias) = &unit.conv.bias {
+            map.insert(format!("{conv}.bias"), raw(bias.val()));
+        }
+        if let (Some(module), Some(prefix)) = (&unit.bn, bn) {
+            map.insert(format!("{prefix}.gamma"), raw(module.gamma.val()));
+            map.insert(format!("{prefix}.beta"), raw(module.beta.val()));
+            map.insert(format!("{prefix}.running_mean"), raw(module.running_mean.value_sync()));
+            map.insert(format!("{prefix}.running_var"), raw(module.running_var.value_sync()));
+        }
+    }
+    map
+}
+
+/// Encodes tensors in MXNet's NDArray-list format (what `save_parameters` writes),
+/// sorted by name.
+pub fn encode_mxnet_params(map: &TensorMap) -> Vec<u8> {
+    let mut names: Vec<&String> = map.keys().collect();
+    names.sort();
+    let mut out = Vec::new();
+    out.extend_from_slice(&LIST_MAGIC.to_le_bytes());
+    out.extend_from_slice(&0u64.to_le_bytes());
+    out.extend_from_slice(&(names.len() as u64).to_le_bytes());
+    for name in &names {
+        let t = &map[*name];
+        out.extend_from_slice(&NDARRAY_V2.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes()); // dense storage
+        out.extend_from_slice(&(t.shape.len() as u32).to_le_bytes());
+        for &d in &t.shape {
+            out.extend_from_slice(&(d as u64).to_le_bytes());
+        }
+        out.extend_from_slice(&1u32.to_le_bytes()); // CPU
+        out.extend_from_slice(&0u32.to_le_bytes()); // device id
+        out.extend_from_slice(&0u32.to_le_bytes()); // float32
+        for v in &t.values {
+            out.extend_from_slice(&v.to_le_bytes());
+        }
+    }
+    out.extend_from_slice(&(names.len() as u64).to_le_bytes());
+    for name in names {
+        out.extend_from_slice(&(name.len() as u64).to_le_bytes());
+        out.extend_from_slice(name.as_bytes());
+    }
+    out
 }
 
 const LIST_MAGIC: u64 = 0x112;
@@ -323,4 +397,58 @@ pub fn read_safetensors(path: impl AsRef<Path>, prefix: &str) -> Result<TensorMa
         map.insert(key, RawTensor { shape: view.shape().to_vec(), values });
     }
     Ok(map)
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::Flex;
+    use burn::tensor::Distribution;
+
+    use super::*;
+    use crate::nn::ShuffleNasNetConfig;
+    use crate::{Architecture, SearchSpace};
+
+    // Any genome, both heads, with or without SE, any input size and class count:
+    // writing a network as a `.params` file and importing it back gives the same network.
+    #[test]
+    fn mxnet_params_round_trip_for_every_head_and_se_setting() {
+        let device = Default::default();
+        for (i, (use_se, after_pooling)) in
+            [(true, true), (true, false), (false, true), (false, false)].into_iter().enumerate()
+        {
+            let space = SearchSpace {
+                use_se,
+                last_conv_after_pooling: after_pooling,
+                num_classes: 7 + i,
+                input_size: 64,
+                ..SearchSpace::tiny(3, 10)
+            };
+            let arch = Architecture::random_seeded(&space, i as u64);
+            let config = ShuffleNasNetConfig::new(space, arch);
+            Flex::seed(&device, 10 + i as u64);
+            let original = config.init::<Flex>(&device).unwrap();
+            let bytes = encode_mxnet_params(&export_gluon(&original));
+            let map = parse_mxnet_params(&bytes, "roundtrip.params").unwrap();
+            Flex::seed(&device, 99);
+            let template = config.init::<Flex>(&device).unwrap();
+            let imported = load_gluon(&template, &map).unwrap();
+            let x = Tensor::<Flex, 4>::random([2, 3, 64, 64], Distribution::Normal(0.0, 1.0), &device);
+            let a: Vec<f32> = original.forward(x.clone()).into_data().into_vec().unwrap();
+            let b: Vec<f32> = imported.forward(x).into_data().into_vec().unwrap();
+            assert_eq!(a, b, "use_se {use_se}, after_pooling {after_pooling}");
+        }
+    }
+
+    #[test]
+    fn a_missing_tensor_is_named() {
+        let device = Default::default();
+        let space = SearchSpace::tiny(3, 10);
+        let net = ShuffleNasNetConfig::new(space.clone(), Architecture::random_seeded(&space, 1))
+            .init::<Flex>(&device)
+            .unwrap();
+        let mut map = export_gluon(&net);
+        map.remove("features.5.main_branch.1.running_var");
+        let err = load_gluon(&net, &map).unwrap_err();
+        assert_eq!(err.to_string(), "tensor 'features.5.main_branch.1.running_var' is missing from the weights");
+    }
 }
