@@ -1,0 +1,86 @@
+//! The selected backend (`--features wgpu` or `cuda`; flex by default) against the
+//! flex reference on small shapes: sliced convolutions and BN with their gradients,
+//! and supernet-vs-extracted-subnet equality. CI runs this on wgpu (Mesa lavapipe).
+
+use burn::backend::{Autodiff, Flex};
+use burn::module::AutodiffModule;
+use burn::optim::GradientsParams;
+use burn::prelude::*;
+use burn::tensor::backend::AutodiffBackend;
+use shufflenas::backend::{self, Training};
+use shufflenas::model::nn::{ConvBnActConfig, SupernetConfig};
+use shufflenas::model::{Activation, Architecture, SearchSpace};
+
+type Reference = Autodiff<Flex>;
+
+fn values<B: Backend, const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    t.into_data().convert::<f32>().into_vec().expect("float data")
+}
+
+fn assert_close(ours: &[f32], reference: &[f32], tolerance: f32, what: &str) {
+    assert_eq!(ours.len(), reference.len(), "{what}: lengths");
+    let scale = reference.iter().fold(1e-6f32, |m, v| m.max(v.abs()));
+    let worst = ours.iter().zip(reference).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(worst <= tolerance * scale, "{what}: max abs diff {worst} (scale {scale}) on {}", backend::NAME);
+}
+
+fn host_input(shape: [usize; 4], seed: u64) -> TensorData {
+    let n: usize = shape.iter().product();
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    let values: Vec<f32> = (0..n)
+        .map(|_| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect();
+    TensorData::new(values, shape)
+}
+
+/// Output, input gradient and weight/gamma gradients of a sliced 1×1 conv → BN → hard-swish.
+fn sliced_unit<B: AutodiffBackend>(device: &B::Device, weights: Option<Vec<f32>>) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    let mut unit = ConvBnActConfig::pointwise(24, 48, Some(Activation::HardSwish)).init::<B>(device);
+    if let Some(w) = weights {
+        unit.conv.weight = burn::module::Param::from_tensor(Tensor::from_data(TensorData::new(w, [48, 24, 1, 1]), device));
+    }
+    let w0 = values(unit.conv.weight.val());
+    let x = Tensor::<B, 4>::from_data(host_input([4, 20, 16, 16], 3), device).require_grad();
+    let y = unit.forward(x.clone(), 30);
+    let loss = y.clone().powi_scalar(2).mean();
+    let grads = loss.backward();
+    let gx = x.grad(&grads).expect("input gradient");
+    let params = GradientsParams::from_grads(grads, &unit);
+    let gw = params.get::<B::InnerBackend, 4>(unit.conv.weight.id).expect("weight gradient");
+    let bn = unit.bn.as_ref().expect("bn");
+    let gg = params.get::<B::InnerBackend, 1>(bn.gamma.id).expect("gamma gradient");
+    (values(y), values(gx), values(gw), values(gg), w0)
+}
+
+#[test]
+fn sliced_conv_bn_and_gradients_match_flex() {
+    let device = backend::device().expect("backend device");
+    let (y, gx, gw, gg, w) = sliced_unit::<Training>(&device, None);
+    let (ry, rgx, rgw, rgg, _) = sliced_unit::<Reference>(&Default::default(), Some(w));
+    assert_close(&y, &ry, 1e-4, "output");
+    assert_close(&gx, &rgx, 1e-3, "input gradient");
+    assert_close(&gw, &rgw, 1e-3, "weight gradient");
+    assert_close(&gg, &rgg, 1e-3, "gamma gradient");
+    // Outside the 30 active filters the gradient is exactly zero on every backend.
+    assert!(gw[30 * 24..].iter().all(|v| *v == 0.0));
+    assert!(gg[30..].iter().all(|v| *v == 0.0));
+}
+
+#[test]
+fn supernet_path_equals_extracted_subnet_on_this_backend() {
+    let device = backend::device().expect("backend device");
+    let space = SearchSpace { searchable_min_id: 0, ..SearchSpace::tiny(3, 10) };
+    Training::seed(&device, 5);
+    let supernet = SupernetConfig::new(space.clone()).init::<Training>(&device).expect("supernet");
+    let arch = Architecture::random_seeded(&space, 21);
+    // One training-mode pass so the BN statistics move.
+    let _ = supernet.forward(Tensor::from_data(host_input([4, 3, 32, 32], 1), &device), &arch).expect("path");
+    let eval = supernet.valid();
+    let x = Tensor::from_data(host_input([2, 3, 32, 32], 2), &device);
+    let from_supernet = values(eval.forward(x.clone(), &arch).expect("path"));
+    let from_subnet = values(eval.extract(&arch).expect("extract").forward(x));
+    assert_close(&from_subnet, &from_supernet, 1e-5, "supernet vs subnet");
+}
