@@ -79,13 +79,17 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 
 fn time_it(iters: usize, mut step: impl FnMut(usize)) -> Vec<f64> {
     for i in 0..3 {
+        let start = Instant::now();
         step(i);
+        eprintln!("warm-up {i}: {:.1} ms", start.elapsed().as_secs_f64() * 1e3);
     }
     let mut times: Vec<f64> = (0..iters)
         .map(|i| {
             let start = Instant::now();
             step(i + 3);
-            start.elapsed().as_secs_f64() * 1e3
+            let ms = start.elapsed().as_secs_f64() * 1e3;
+            eprintln!("iteration {i}: {ms:.1} ms");
+            ms
         })
         .collect();
     times.sort_by(f64::total_cmp);

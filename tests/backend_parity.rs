@@ -1,15 +1,14 @@
 //! The selected backend (`--features wgpu` or `cuda`; flex by default) against the
 //! flex reference on small shapes: sliced convolutions and BN with their gradients,
-//! and supernet-vs-extracted-subnet equality. CI runs this on wgpu (Mesa lavapipe).
+//! and sliced-vs-extracted equality of choice blocks (the supernet-vs-subnet property). CI runs this on wgpu (Mesa lavapipe).
 
 use burn::backend::{Autodiff, Flex};
-use burn::module::AutodiffModule;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use shufflenas::backend::{self, Training};
-use shufflenas::model::nn::{ConvBnActConfig, SupernetConfig};
-use shufflenas::model::{Activation, Architecture, SearchSpace};
+use shufflenas::model::nn::{ChoiceBlockConfig, ConvBnActConfig};
+use shufflenas::model::{Activation, BlockChoice, BlockPlan, SearchSpace};
 
 type Reference = Autodiff<Flex>;
 
@@ -37,10 +36,14 @@ fn host_input(shape: [usize; 4], seed: u64) -> TensorData {
 }
 
 /// Output, input gradient and weight/gamma gradients of a sliced 1×1 conv → BN → hard-swish.
-fn sliced_unit<B: AutodiffBackend>(device: &B::Device, weights: Option<Vec<f32>>) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+fn sliced_unit<B: AutodiffBackend>(
+    device: &B::Device,
+    weights: Option<Vec<f32>>,
+) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
     let mut unit = ConvBnActConfig::pointwise(24, 48, Some(Activation::HardSwish)).init::<B>(device);
     if let Some(w) = weights {
-        unit.conv.weight = burn::module::Param::from_tensor(Tensor::from_data(TensorData::new(w, [48, 24, 1, 1]), device));
+        unit.conv.weight =
+            burn::module::Param::from_tensor(Tensor::from_data(TensorData::new(w, [48, 24, 1, 1]), device));
     }
     let w0 = values(unit.conv.weight.val());
     let x = Tensor::<B, 4>::from_data(host_input([4, 20, 16, 16], 3), device).require_grad();
@@ -69,18 +72,29 @@ fn sliced_conv_bn_and_gradients_match_flex() {
     assert!(gg[30..].iter().all(|v| *v == 0.0));
 }
 
+/// Eval output of one choice block run at `mid` channels, and of its narrowed copy.
+fn block_outputs<B: Backend>(plan: &BlockPlan, mid: usize, device: &B::Device) -> (Vec<f32>, Vec<f32>) {
+    let block = ChoiceBlockConfig::new(plan.clone()).init::<B>(device);
+    let s = plan.slot.input_size;
+    let x = Tensor::<B, 4>::from_data(host_input([2, plan.slot.in_channels, s, s], 9), device);
+    let sliced = values(block.forward(x.clone(), mid));
+    let narrowed = values(block.narrowed(mid).forward(x, mid));
+    (sliced, narrowed)
+}
+
+// Supernet-vs-subnet equality at block level: a block run at `mid` of its maximum
+// width equals the standalone block narrowed to `mid`, for a stride-1 SNB and a
+// stride-2 SXB with SE.
 #[test]
-fn supernet_path_equals_extracted_subnet_on_this_backend() {
+fn sliced_blocks_equal_their_extracted_copies_on_this_backend() {
     let device = backend::device().expect("backend device");
-    let space = SearchSpace { searchable_min_id: 0, ..SearchSpace::tiny(3, 10) };
-    Training::seed(&device, 5);
-    let supernet = SupernetConfig::new(space.clone()).init::<Training>(&device).expect("supernet");
-    let arch = Architecture::random_seeded(&space, 21);
-    // One training-mode pass so the BN statistics move.
-    let _ = supernet.forward(Tensor::from_data(host_input([4, 3, 32, 32], 1), &device), &arch).expect("path");
-    let eval = supernet.valid();
-    let x = Tensor::from_data(host_input([2, 3, 32, 32], 2), &device);
-    let from_supernet = values(eval.forward(x.clone(), &arch).expect("path"));
-    let from_subnet = values(eval.extract(&arch).expect("extract").forward(x));
-    assert_close(&from_subnet, &from_supernet, 1e-5, "supernet vs subnet");
+    let space = SearchSpace::tiny(3, 10);
+    let slots = space.supernet_slots().expect("space");
+    for (position, choice) in [(1usize, BlockChoice::Snb5), (8, BlockChoice::Sxb3)] {
+        let plan = &slots[position][choice.id() as usize];
+        let mid = plan.mid_channels * 3 / 5;
+        Training::seed(&device, 3);
+        let (sliced, narrowed) = block_outputs::<<Training as AutodiffBackend>::InnerBackend>(plan, mid, &device);
+        assert_close(&narrowed, &sliced, 1e-5, "sliced block vs narrowed copy");
+    }
 }

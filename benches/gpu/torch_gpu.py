@@ -1,0 +1,60 @@
+"""PyTorch eager peer on a GPU, same JSON shape as our `latency` example.
+
+    python3 torch_gpu.py --batch 256 --size 224 [--train-step] [--supernet] [--amp]
+
+Imports the peer implementation `torch_oneshot.py` from ../shared/bench (put it on
+PYTHONPATH). Prints {"median_ms", "images_per_s", ...} on its last line."""
+import argparse, json, random, statistics, time
+
+import torch
+from torch_oneshot import OneShotFixed, OneShotSupernet
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--batch", type=int, default=256)
+ap.add_argument("--size", type=int, default=224)
+ap.add_argument("--classes", type=int, default=1000)
+ap.add_argument("--iters", type=int, default=20)
+ap.add_argument("--train-step", action="store_true")
+ap.add_argument("--supernet", action="store_true")
+a = ap.parse_args()
+dev = torch.device("cuda")
+torch.manual_seed(0)
+rng = random.Random(0)
+net = (OneShotSupernet(a.classes) if a.supernet else OneShotFixed(n_class=a.classes)).to(dev)
+x = torch.randn(a.batch, 3, a.size, a.size, device=dev)
+y = torch.randint(0, a.classes, (a.batch,), device=dev)
+opt = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True, weight_decay=4e-5)
+lossf = torch.nn.CrossEntropyLoss()
+
+
+def run():
+    if a.supernet:
+        blocks, ids = OneShotSupernet.random_choice(rng)
+        return net(x, blocks, [max(i, 2) for i in ids])
+    return net(x)
+
+
+def step():
+    if a.train_step:
+        net.train()
+        opt.zero_grad(set_to_none=True)
+        lossf(run(), y).backward()
+        opt.step()
+    else:
+        net.eval()
+        with torch.no_grad():
+            run()
+    torch.cuda.synchronize()
+
+
+for _ in range(3):
+    step()
+ts = []
+for _ in range(a.iters):
+    t = time.perf_counter()
+    step()
+    ts.append(time.perf_counter() - t)
+med = statistics.median(ts)
+print(json.dumps({"median_ms": med * 1e3, "images_per_s": a.batch / med, "torch": torch.__version__,
+                  "device": torch.cuda.get_device_name(0), "batch": a.batch, "size": a.size,
+                  "train_step": a.train_step, "supernet": a.supernet}))

@@ -1,0 +1,119 @@
+//! Kernel and network benchmarks on the selected backend (flex by default):
+//!
+//!     cargo bench --bench model
+//!
+//! Channel shuffle, each block kind at its stage size, SE, sliced vs unsliced conv,
+//! OneShot-S+ at batch 1 and 32, and a supernet training step at 32×32.
+
+use burn::module::AutodiffModule;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{GradientsParams, Optimizer, SgdConfig};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use criterion::{Criterion, criterion_group, criterion_main};
+use shufflenas::backend::{self, Device, Inference, Training};
+use shufflenas::model::nn::{
+    ChoiceBlockConfig, ShuffleNasNetConfig, SlicedConv2dConfig, SqueezeExcitationConfig, SupernetConfig,
+    channel_shuffle_split,
+};
+use shufflenas::model::{Architecture, BlockChoice, SearchSpace};
+
+fn random(shape: [usize; 4], device: &Device) -> Tensor<Inference, 4> {
+    Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
+}
+
+fn sync<const D: usize>(t: Tensor<Inference, D>) {
+    let _ = t.into_data();
+}
+
+fn kernels(c: &mut Criterion) {
+    let device = backend::device().expect("backend device");
+    let mut group = c.benchmark_group("kernels");
+    group.sample_size(20);
+    let x = random([1, 320, 14, 14], &device);
+    group.bench_function("channel_shuffle_split/320x14x14", |b| {
+        b.iter(|| {
+            let (a, m) = channel_shuffle_split(x.clone());
+            sync(a);
+            sync(m)
+        })
+    });
+    let se = SqueezeExcitationConfig::new(160).init::<Inference>(&device);
+    let half = random([1, 160, 14, 14], &device);
+    group.bench_function("se/160x14x14", |b| b.iter(|| sync(se.forward(half.clone()))));
+    let conv = SlicedConv2dConfig::new(320, 320, 1).init::<Inference>(&device);
+    let y = random([1, 160, 14, 14], &device);
+    group.bench_function("pointwise_sliced/160to96_of_320", |b| b.iter(|| sync(conv.forward(y.clone(), 96))));
+    let exact = SlicedConv2dConfig::new(160, 96, 1).init::<Inference>(&device);
+    group.bench_function("pointwise_unsliced/160to96", |b| b.iter(|| sync(exact.forward(y.clone(), 96))));
+    group.finish();
+}
+
+fn blocks(c: &mut Criterion) {
+    let device = backend::device().expect("backend device");
+    let space = SearchSpace::oneshot_plus();
+    let slots = space.supernet_slots().expect("valid space");
+    let mut group = c.benchmark_group("blocks");
+    group.sample_size(20);
+    // The second position of each stage (stride 1) at scale 1.0.
+    for stage_first in [1usize, 5, 9, 17] {
+        for choice in BlockChoice::ALL {
+            let mut plan = slots[stage_first][choice.id() as usize].clone();
+            plan.mid_channels = plan.slot.out_channels / 2;
+            let block = ChoiceBlockConfig::new(plan.clone()).init::<Inference>(&device);
+            let s = plan.slot.input_size;
+            let x = random([1, plan.slot.in_channels, s, s], &device);
+            let name = format!("{}/{}x{}x{}", choice.label(), plan.slot.in_channels, s, s);
+            group.bench_function(name, |b| b.iter(|| sync(block.forward(x.clone(), plan.mid_channels))));
+        }
+    }
+    group.finish();
+}
+
+fn networks(c: &mut Criterion) {
+    let device = backend::device().expect("backend device");
+    let mut group = c.benchmark_group("oneshot_s_plus_224");
+    group.sample_size(10);
+    let net = ShuffleNasNetConfig::new(SearchSpace::oneshot_plus(), Architecture::oneshot_s_plus())
+        .init::<Inference>(&device)
+        .expect("valid genome");
+    for batch in [1usize, 32] {
+        let x = random([batch, 3, 224, 224], &device);
+        group.bench_function(format!("forward_batch{batch}"), |b| b.iter(|| sync(net.forward(x.clone()))));
+    }
+    group.finish();
+
+    let mut group = c.benchmark_group("supernet_32");
+    group.sample_size(10);
+    let space = SearchSpace { input_size: 32, num_classes: 10, ..SearchSpace::oneshot_plus() };
+    let mut model = Some(SupernetConfig::new(space.clone()).init::<Training>(&device).expect("supernet"));
+    let mut optim =
+        SgdConfig::new().with_momentum(Some(MomentumConfig::new().with_nesterov(true).with_dampening(0.0))).init();
+    let loss_fn = CrossEntropyLossConfig::new().init(&device);
+    let x = Tensor::<Training, 4>::random([32, 3, 32, 32], Distribution::Normal(0.0, 1.0), &device);
+    let y = Tensor::<Training, 1, Int>::random([32], Distribution::Uniform(0.0, 10.0), &device);
+    let mut seed = 0;
+    group.bench_function("train_step_batch32_random_path", |b| {
+        b.iter(|| {
+            seed += 1;
+            let arch = Architecture::random_seeded(&space, seed);
+            let net = model.take().expect("model");
+            let loss = loss_fn.forward(net.forward(x.clone(), &arch).expect("path"), y.clone());
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            model = Some(optim.step(0.01, net, grads));
+        })
+    });
+    let eval = model.as_ref().expect("model").valid();
+    let xe = random([32, 3, 32, 32], &device);
+    group.bench_function("eval_batch32_random_path", |b| {
+        b.iter(|| {
+            seed += 1;
+            sync(eval.forward(xe.clone(), &Architecture::random_seeded(&space, seed)).expect("path"))
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, kernels, blocks, networks);
+criterion_main!(benches);
