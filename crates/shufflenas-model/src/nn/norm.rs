@@ -98,9 +98,13 @@ fn first<B: Backend>(t: Tensor<B, 1>, c: usize) -> Tensor<B, 1> {
     if t.dims()[0] == c { t } else { t.slice([0..c]) }
 }
 
-fn per_channel<B: Backend>(t: Tensor<B, 1>) -> Tensor<B, 4> {
+/// `[C]` → `[N, C, 1, 1]`. Materialising the batch dimension lets CPU backends use
+/// their per-row fast path (a `[1, C, 1, 1]` broadcast over `N > 1` falls back to a
+/// scalar strided loop in flex, 30× slower).
+fn per_channel<B: Backend>(t: Tensor<B, 1>, batch: usize) -> Tensor<B, 4> {
     let c = t.dims()[0];
-    t.reshape([1, c, 1, 1])
+    let t = t.reshape([1, c, 1, 1]);
+    if batch == 1 { t } else { t.repeat_dim(0, batch) }
 }
 
 impl<B: Backend> SlicedBatchNorm<B> {
@@ -165,10 +169,10 @@ impl<B: Backend> SlicedBatchNorm<B> {
     }
 
     fn normalize(&self, x: Tensor<B, 4>, mean: Tensor<B, 1>, var: Tensor<B, 1>) -> Tensor<B, 4> {
-        let c = x.dims()[1];
+        let [n, c, _, _] = x.dims();
         let scale = first(self.gamma.val(), c).div(var.add_scalar(self.epsilon).sqrt());
         let shift = first(self.beta.val(), c).sub(mean.mul(scale.clone()));
-        x.mul(per_channel(scale)).add(per_channel(shift))
+        x.mul(per_channel(scale, n)).add(per_channel(shift, n))
     }
 
     /// Starts a recalibration: until [`finish_recalibration`](Self::finish_recalibration),

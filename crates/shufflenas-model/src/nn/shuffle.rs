@@ -7,19 +7,23 @@ use burn::prelude::*;
 /// new channel `2j + g` is old channel `g·C/2 + j`. The first half is passed through,
 /// the second goes to the main branch.
 ///
-/// Only the half each branch needs is gathered: each half is one strided copy.
+/// Each half is gathered with one `select` along the channel axis (whole H×W planes
+/// are copied), which CPU backends do with plain memory copies.
 ///
 /// # Shapes
-/// `[N, C, H, W]` (C divisible by 4) → (`[N, C/2, H, W]`, `[N, C/2, H, W]`)
+/// `[N, C, H, W]` (C even) → (`[N, C/2, H, W]`, `[N, C/2, H, W]`)
 pub fn channel_shuffle_split<B: Backend>(x: Tensor<B, 4>) -> (Tensor<B, 4>, Tensor<B, 4>) {
-    let [n, c, h, w] = x.dims();
-    let quarter = c / 4;
-    // Groups of the two halves of the input, each [N, 2, C/4, H, W] after the view.
-    let grouped = x.reshape([n, 2, c / 2, h, w]);
-    let half = |start: usize| {
-        grouped.clone().slice([0..n, 0..2, start..start + quarter]).swap_dims(1, 2).reshape([n, c / 2, h, w])
+    let c = x.dims()[1];
+    let device = x.device();
+    let source = |new: usize| ((new % 2) * (c / 2) + new / 2) as i64;
+    let indices = |range: std::ops::Range<usize>| {
+        let ids: Vec<i64> = range.map(source).collect();
+        let n = ids.len();
+        Tensor::<B, 1, Int>::from_data(TensorData::new(ids, [n]), &device)
     };
-    (half(0), half(quarter))
+    let first = x.clone().select(1, indices(0..c / 2));
+    let second = x.select(1, indices(c / 2..c));
+    (first, second)
 }
 
 #[cfg(test)]
