@@ -55,21 +55,21 @@ fn sliced_unit<B: AutodiffBackend>(
     let gw = params.get::<B::InnerBackend, 4>(unit.conv.weight.id).expect("weight gradient");
     let bn = unit.bn.as_ref().expect("bn");
     let gg = params.get::<B::InnerBackend, 1>(bn.gamma.id).expect("gamma gradient");
-    (values(y), values(gx), values(gw), values(gg), w0)
+    UnitRun { output: values(y), input_grad: values(gx), weight_grad: values(gw), gamma_grad: values(gg), weight: w0 }
 }
 
 #[test]
 fn sliced_conv_bn_and_gradients_match_flex() {
     let device = backend::device().expect("backend device");
-    let (y, gx, gw, gg, w) = sliced_unit::<Training>(&device, None);
-    let (ry, rgx, rgw, rgg, _) = sliced_unit::<Reference>(&Default::default(), Some(w));
-    assert_close(&y, &ry, 1e-4, "output");
-    assert_close(&gx, &rgx, 1e-3, "input gradient");
-    assert_close(&gw, &rgw, 1e-3, "weight gradient");
-    assert_close(&gg, &rgg, 1e-3, "gamma gradient");
+    let ours = sliced_unit::<Training>(&device, None);
+    let reference = sliced_unit::<Reference>(&Default::default(), Some(ours.weight.clone()));
+    assert_close(&ours.output, &reference.output, 1e-4, "output");
+    assert_close(&ours.input_grad, &reference.input_grad, 1e-3, "input gradient");
+    assert_close(&ours.weight_grad, &reference.weight_grad, 1e-3, "weight gradient");
+    assert_close(&ours.gamma_grad, &reference.gamma_grad, 1e-3, "gamma gradient");
     // Outside the 30 active filters the gradient is exactly zero on every backend.
-    assert!(gw[30 * 24..].iter().all(|v| *v == 0.0));
-    assert!(gg[30..].iter().all(|v| *v == 0.0));
+    assert!(ours.weight_grad[30 * 24..].iter().all(|v| *v == 0.0));
+    assert!(ours.gamma_grad[30..].iter().all(|v| *v == 0.0));
 }
 
 /// Eval output of one choice block run at `mid` channels, and of its narrowed copy.
