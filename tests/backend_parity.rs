@@ -35,11 +35,17 @@ fn host_input(shape: [usize; 4], seed: u64) -> TensorData {
     TensorData::new(values, shape)
 }
 
+/// What a sliced unit computes, on the host.
+struct UnitRun {
+    output: Vec<f32>,
+    input_grad: Vec<f32>,
+    weight_grad: Vec<f32>,
+    gamma_grad: Vec<f32>,
+    weight: Vec<f32>,
+}
+
 /// Output, input gradient and weight/gamma gradients of a sliced 1×1 conv → BN → hard-swish.
-fn sliced_unit<B: AutodiffBackend>(
-    device: &B::Device,
-    weights: Option<Vec<f32>>,
-) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+fn sliced_unit<B: AutodiffBackend>(device: &B::Device, weights: Option<Vec<f32>>) -> UnitRun {
     let mut unit = ConvBnActConfig::pointwise(24, 48, Some(Activation::HardSwish)).init::<B>(device);
     if let Some(w) = weights {
         unit.conv.weight =
