@@ -1,0 +1,181 @@
+//! Shuffled, augmented mini-batches, transformed on all cores with rayon.
+
+use std::sync::Arc;
+
+use burn::prelude::*;
+use rand::SeedableRng;
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+use super::{DataError, ImageDataset, Transform};
+
+/// One mini-batch on the host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// `[n, c, h, w]` row-major.
+    pub images: Vec<f32>,
+    /// Shape of `images`.
+    pub shape: [usize; 4],
+    /// Class of each image.
+    pub labels: Vec<i64>,
+}
+
+impl Batch {
+    /// The batch as tensors on `device`: images `[N, C, H, W]`, labels `[N]`.
+    pub fn to_tensors<B: Backend>(&self, device: &B::Device) -> (Tensor<B, 4>, Tensor<B, 1, Int>) {
+        let images = Tensor::from_data(TensorData::new(self.images.clone(), self.shape), device);
+        let labels = Tensor::from_data(TensorData::new(self.labels.clone(), [self.labels.len()]), device);
+        (images, labels)
+    }
+}
+
+/// Splits a dataset into mini-batches, in a seeded order per epoch, with a seeded
+/// transform per item: the same (seed, epoch) always gives the same batches.
+#[derive(Clone)]
+pub struct BatchLoader {
+    dataset: Arc<dyn ImageDataset>,
+    transform: Transform,
+    batch_size: usize,
+    shuffle: bool,
+    drop_last: bool,
+    seed: u64,
+}
+
+impl BatchLoader {
+    /// A loader over `dataset`.
+    ///
+    /// # Errors
+    /// [`DataError::Empty`] for an empty dataset or a zero batch size.
+    pub fn new(
+        dataset: Arc<dyn ImageDataset>,
+        transform: Transform,
+        batch_size: usize,
+        seed: u64,
+    ) -> Result<Self, DataError> {
+        if dataset.is_empty() {
+            return Err(DataError::Empty("the dataset has no items".into()));
+        }
+        if batch_size == 0 {
+            return Err(DataError::Empty("batch size must be positive".into()));
+        }
+        Ok(Self { dataset, transform, batch_size, shuffle: true, drop_last: false, seed })
+    }
+
+    /// Keep the dataset order (evaluation).
+    pub fn without_shuffle(mut self) -> Self {
+        self.shuffle = false;
+        self
+    }
+
+    /// Leave out the last incomplete batch (training with BN).
+    pub fn drop_last(mut self) -> Self {
+        self.drop_last = true;
+        self
+    }
+
+    /// Number of items.
+    pub fn len(&self) -> usize {
+        self.dataset.len()
+    }
+
+    /// Whether the dataset is empty (never: `new` rejects it).
+    pub fn is_empty(&self) -> bool {
+        self.dataset.is_empty()
+    }
+
+    /// Batches per epoch.
+    pub fn batches_per_epoch(&self) -> usize {
+        if self.drop_last { self.len() / self.batch_size } else { self.len().div_ceil(self.batch_size) }
+    }
+
+    fn order(&self, epoch: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.len()).collect();
+        if self.shuffle {
+            order.shuffle(&mut ChaCha8Rng::seed_from_u64(
+                self.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+            ));
+        }
+        order
+    }
+
+    /// Batch `index` of `epoch`.
+    ///
+    /// # Errors
+    /// The first [`DataError`] of its items (e.g. a corrupt image, named).
+    pub fn batch(&self, epoch: usize, index: usize) -> Result<Batch, DataError> {
+        let order = self.order(epoch);
+        let start = index * self.batch_size;
+        let end = (start + self.batch_size).min(order.len());
+        self.assemble(epoch, &order[start.min(end)..end])
+    }
+
+    /// All batches of `epoch`, in order.
+    pub fn epoch(&self, epoch: usize) -> impl Iterator<Item = Result<Batch, DataError>> + '_ {
+        let order = self.order(epoch);
+        (0..self.batches_per_epoch()).map(move |b| {
+            let start = b * self.batch_size;
+            let end = (start + self.batch_size).min(order.len());
+            self.assemble(epoch, &order[start..end])
+        })
+    }
+
+    fn assemble(&self, epoch: usize, items: &[usize]) -> Result<Batch, DataError> {
+        let seed = self.seed;
+        let transformed: Vec<(Vec<f32>, usize)> = items
+            .par_iter()
+            .map(|&item| {
+                let (image, label) = self.dataset.get(item)?;
+                let stream = seed ^ ((epoch as u64) << 32) ^ (item as u64).wrapping_mul(0xD134_2543_DE82_EF95);
+                let mut rng = ChaCha8Rng::seed_from_u64(stream);
+                Ok((self.transform.apply(&image, &mut rng), label))
+            })
+            .collect::<Result<_, DataError>>()?;
+        let size = self.transform.size();
+        let per_image = transformed.first().map_or(0, |(v, _)| v.len());
+        let channels = per_image / (size * size).max(1);
+        let mut images = Vec::with_capacity(per_image * transformed.len());
+        let mut labels = Vec::with_capacity(transformed.len());
+        for (values, label) in transformed {
+            images.extend_from_slice(&values);
+            labels.push(label as i64);
+        }
+        Ok(Batch { shape: [labels.len(), channels, size, size], images, labels })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::{Normalization, embedded_fashion_mnist};
+
+    #[test]
+    fn epochs_are_reproducible_and_cover_every_item_once() {
+        let data = Arc::new(embedded_fashion_mnist(false).unwrap());
+        let transform = Transform::SmallTrain { size: 32, padding: 2, norm: Normalization::fashion_mnist() };
+        let loader = BatchLoader::new(data, transform, 128, 7).unwrap();
+        assert_eq!(loader.batches_per_epoch(), 8);
+        let first: Vec<Batch> = loader.epoch(0).map(Result::unwrap).collect();
+        assert_eq!(first[0].shape, [128, 1, 32, 32]);
+        assert_eq!(first.last().unwrap().labels.len(), 1000 - 7 * 128);
+        assert_eq!(loader.batch(0, 3).unwrap(), first[3]);
+        let again: Vec<Batch> = loader.epoch(0).map(Result::unwrap).collect();
+        assert_eq!(first, again);
+        let next = loader.batch(1, 0).unwrap();
+        assert_ne!(next.labels, first[0].labels);
+        let mut counts = [0usize; 10];
+        for batch in &first {
+            for &l in &batch.labels {
+                counts[l as usize] += 1;
+            }
+        }
+        assert_eq!(counts, [100; 10]);
+    }
+
+    #[test]
+    fn an_empty_dataset_is_an_error() {
+        let data = embedded_fashion_mnist(false).unwrap().subset(Vec::new());
+        let transform = Transform::SmallEval { size: 32, norm: Normalization::fashion_mnist() };
+        assert!(matches!(BatchLoader::new(Arc::new(data), transform, 8, 0), Err(DataError::Empty(_))));
+    }
+}
