@@ -9,4 +9,7 @@
 
 pub mod data;
 pub mod optim;
+pub mod recalibrate;
+pub mod sampler;
 pub mod schedule;
+pub mod trainer;

@@ -1,0 +1,476 @@
+//! Supernet and subnet training: one loop for both, with the seed's recipe (SGD
+//! Nesterov, warm-up + cosine LR, label smoothing, decay on weights only), periodic
+//! atomic checkpoints, exact resume, and a clear stop on a non-finite loss.
+//!
+//! A run directory holds `checkpoint-<epoch>/` folders (model, optimizer, state) and
+//! `latest.json` naming the newest complete one. A checkpoint folder is written under
+//! a temporary name and renamed when complete, and `latest.json` is replaced
+//! atomically, so an interruption never leaves a half-written checkpoint as the latest;
+//! the previous one is kept.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::lr_scheduler::LrScheduler;
+use burn::optim::{GradientsParams, Optimizer};
+use burn::prelude::*;
+use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
+use burn::tensor::backend::AutodiffBackend;
+use serde::{Deserialize, Serialize};
+use shufflenas_model::nn::{ShuffleNasNet, Supernet};
+use shufflenas_model::{Architecture, NetworkPlan, SpaceError};
+
+use crate::data::{BatchLoader, DataError};
+use crate::optim::SliceSgdConfig;
+use crate::sampler::{PathSampler, SamplerError};
+use crate::schedule::WarmupCosineLr;
+
+/// Hyper-parameters of a training run (the seed's defaults, scaled to small data).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Epochs.
+    pub epochs: usize,
+    /// Peak learning rate (the seed: 1.3 at batch 1024).
+    pub lr: f64,
+    /// Linear warm-up epochs.
+    pub warmup_epochs: usize,
+    /// Weight decay on conv/linear weights (3e-5 subnet, 4e-5 supernet).
+    pub weight_decay: f64,
+    /// Nesterov momentum.
+    pub momentum: f64,
+    /// Label smoothing.
+    pub label_smoothing: f32,
+    /// Seed of data order, augmentation and paths.
+    pub seed: u64,
+    /// Checkpoint every this many epochs (0: only at the end).
+    pub checkpoint_every: usize,
+    /// Images used to recalibrate BN before each supernet validation path.
+    pub recalibration_images: usize,
+    /// Paths evaluated per supernet validation.
+    pub validation_paths: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 10,
+            lr: 0.1,
+            warmup_epochs: 1,
+            weight_decay: 4e-5,
+            momentum: 0.9,
+            label_smoothing: 0.1,
+            seed: 0,
+            checkpoint_every: 1,
+            recalibration_images: 1000,
+            validation_paths: 2,
+        }
+    }
+}
+
+/// What one epoch did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EpochMetrics {
+    /// Epoch (0-based).
+    pub epoch: usize,
+    /// Mean training loss.
+    pub train_loss: f64,
+    /// Training top-1 accuracy (on the augmented batches).
+    pub train_top1: f64,
+    /// Validation top-1 (mean over paths for a supernet), if validated.
+    pub val_top1: Option<f64>,
+    /// Validation top-5.
+    pub val_top5: Option<f64>,
+    /// Training images per second.
+    pub images_per_s: f64,
+    /// Learning rate at the end of the epoch.
+    pub lr: f64,
+    /// Wall time of the epoch in seconds.
+    pub seconds: f64,
+}
+
+/// Errors of training.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// Reading data failed.
+    #[error(transparent)]
+    Data(#[from] DataError),
+    /// A genome or space problem.
+    #[error(transparent)]
+    Space(#[from] SpaceError),
+    /// Sampling failed.
+    #[error(transparent)]
+    Sampler(#[from] SamplerError),
+    /// The loss became NaN or infinite.
+    #[error(
+        "loss is {loss} at epoch {epoch}, step {step}: training stopped; the last good checkpoint is kept in {dir}"
+    )]
+    NonFinite {
+        /// The loss value.
+        loss: f64,
+        /// Epoch.
+        epoch: usize,
+        /// Global step.
+        step: u64,
+        /// Run directory.
+        dir: String,
+    },
+    /// A checkpoint that cannot be written or read.
+    #[error("checkpoint {path}: {reason}")]
+    Checkpoint {
+        /// The file or folder.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A supernet trained or evaluated without a path sampler.
+    #[error("a supernet needs a path sampler to train or validate")]
+    MissingPath,
+    /// Resuming a run with a different configuration or architecture.
+    #[error("cannot resume from {path}: it was written by a different run configuration ({reason})")]
+    Incompatible {
+        /// The checkpoint.
+        path: String,
+        /// What differs.
+        reason: String,
+    },
+}
+
+/// A network the loop can train: a supernet (one sampled path per step) or a fixed net.
+pub trait TrainNet<B: AutodiffBackend>: AutodiffModule<B> + Clone + Send + 'static {
+    /// Training-mode logits, on `path` for a supernet.
+    ///
+    /// # Errors
+    /// [`TrainError::MissingPath`] for a supernet without a path.
+    fn train_logits(&self, x: Tensor<B, 4>, path: Option<&NetworkPlan>) -> Result<Tensor<B, 2>, TrainError>;
+}
+
+impl<B: AutodiffBackend> TrainNet<B> for Supernet<B> {
+    fn train_logits(&self, x: Tensor<B, 4>, path: Option<&NetworkPlan>) -> Result<Tensor<B, 2>, TrainError> {
+        path.map(|plan| self.forward_plan(x, plan, false)).ok_or(TrainError::MissingPath)
+    }
+}
+
+impl<B: AutodiffBackend> TrainNet<B> for ShuffleNasNet<B> {
+    fn train_logits(&self, x: Tensor<B, 4>, _path: Option<&NetworkPlan>) -> Result<Tensor<B, 2>, TrainError> {
+        Ok(self.forward(x))
+    }
+}
+
+/// Resume state saved with each checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RunState {
+    epochs_done: usize,
+    global_step: u64,
+    lr_iteration: usize,
+    history: Vec<EpochMetrics>,
+    fingerprint: String,
+}
+
+fn checkpoint_error(path: &Path, e: impl std::fmt::Display) -> TrainError {
+    TrainError::Checkpoint { path: path.display().to_string(), reason: e.to_string() }
+}
+
+/// Top-1 and top-5 correct counts of `logits` against `labels`.
+pub fn correct_counts<B: Backend>(logits: Tensor<B, 2>, labels: &[i64]) -> (usize, usize) {
+    let [n, classes] = logits.dims();
+    let values: Vec<f32> = logits.into_data().convert::<f32>().into_vec().unwrap_or_default();
+    let (mut top1, mut top5) = (0, 0);
+    for (row, &label) in values.chunks_exact(classes).zip(labels).take(n) {
+        let target = row[label as usize];
+        let higher = row.iter().filter(|&&v| v > target).count();
+        top1 += usize::from(higher == 0);
+        top5 += usize::from(higher < 5);
+    }
+    (top1, top5)
+}
+
+/// The training loop. `sampler` must be given for a supernet and `None` for a fixed net.
+pub struct Trainer<'a> {
+    /// Hyper-parameters.
+    pub config: TrainConfig,
+    /// Training batches.
+    pub train: &'a BatchLoader,
+    /// Validation batches (`None`: no validation).
+    pub valid: Option<&'a BatchLoader>,
+    /// Path sampler (supernets only).
+    pub sampler: Option<&'a PathSampler>,
+    /// Run directory for checkpoints and metrics.
+    pub dir: PathBuf,
+    /// Text identifying the model (space, genome): resuming a different one is refused.
+    pub model_id: String,
+    /// Stop after this many epochs in total (as if the process were killed right after
+    /// that epoch's checkpoint); `None` trains to the end.
+    pub stop_after: Option<usize>,
+}
+
+impl Trainer<'_> {
+    fn fingerprint(&self) -> String {
+        let config = serde_json::to_string(&self.config).unwrap_or_default();
+        format!("{}|{}", self.model_id, config)
+    }
+
+    fn latest(&self) -> PathBuf {
+        self.dir.join("latest.json")
+    }
+
+    /// Trains `model` from scratch, or from the latest checkpoint in the run directory
+    /// when `resume` is set (and one exists). `on_epoch` sees each epoch's metrics.
+    ///
+    /// # Errors
+    /// [`TrainError`]: data, checkpoint, incompatible resume, non-finite loss.
+    pub fn fit<B, M>(
+        &self,
+        model: M,
+        device: &B::Device,
+        resume: bool,
+        on_epoch: &mut dyn FnMut(&EpochMetrics),
+    ) -> Result<(M, Vec<EpochMetrics>), TrainError>
+    where
+        B: AutodiffBackend,
+        M: TrainNet<B>,
+        M::InnerModule: ValidNet<B::InnerBackend>,
+    {
+        std::fs::create_dir_all(&self.dir).map_err(|e| checkpoint_error(&self.dir, e))?;
+        let steps_per_epoch = self.train.batches_per_epoch();
+        let mut lr = WarmupCosineLr::new(
+            self.config.lr,
+            self.config.warmup_epochs * steps_per_epoch,
+            self.config.epochs * steps_per_epoch,
+        );
+        let mut optim = SliceSgdConfig::new()
+            .with_momentum(self.config.momentum)
+            .with_weight_decay(self.config.weight_decay)
+            .init::<B, M>();
+        let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+        let mut model = model;
+        let mut state = RunState {
+            epochs_done: 0,
+            global_step: 0,
+            lr_iteration: 0,
+            history: Vec::new(),
+            fingerprint: self.fingerprint(),
+        };
+        if resume && self.latest().is_file() {
+            let (dir, saved) = self.read_latest()?;
+            if saved.fingerprint != state.fingerprint {
+                return Err(TrainError::Incompatible {
+                    path: dir.display().to_string(),
+                    reason: "model or hyper-parameters differ".into(),
+                });
+            }
+            model = model
+                .load_file(dir.join("model"), &recorder, device)
+                .map_err(|e| checkpoint_error(&dir.join("model.mpk"), e))?;
+            let record = Recorder::<B>::load(&recorder, dir.join("optim"), device)
+                .map_err(|e| checkpoint_error(&dir.join("optim.mpk"), e))?;
+            optim = optim.load_record(record);
+            lr = lr.load_record::<B>(saved.lr_iteration);
+            state = saved;
+        }
+        let loss_fn = CrossEntropyLossConfig::new().with_smoothing(Some(self.config.label_smoothing)).init(device);
+        for epoch in state.epochs_done..self.config.epochs {
+            // The backend RNG (dropout) restarts from a per-epoch seed, so a resumed run
+            // draws the same masks as an uninterrupted one.
+            B::seed(device, self.config.seed ^ (epoch as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D));
+            let start = Instant::now();
+            let (mut loss_sum, mut seen, mut correct) = (0.0, 0usize, 0usize);
+            for batch in self.train.epoch(epoch) {
+                let batch = batch?;
+                let (x, y) = batch.to_tensors::<B>(device);
+                let plan = match self.sampler {
+                    Some(sampler) => {
+                        let arch = sampler.sample(epoch, state.global_step)?;
+                        Some(sampler_space_decode(sampler, &arch)?)
+                    }
+                    None => None,
+                };
+                let logits = model.train_logits(x, plan.as_ref())?;
+                let loss = loss_fn.forward(logits.clone(), y);
+                let loss_value = loss.clone().into_scalar().elem::<f64>();
+                if !loss_value.is_finite() {
+                    return Err(TrainError::NonFinite {
+                        loss: loss_value,
+                        epoch,
+                        step: state.global_step,
+                        dir: self.dir.display().to_string(),
+                    });
+                }
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                let rate = lr.step();
+                model = optim.step(rate, model, grads);
+                let n = batch.labels.len();
+                loss_sum += loss_value * n as f64;
+                seen += n;
+                correct += correct_counts(logits, &batch.labels).0;
+                state.global_step += 1;
+            }
+            let seconds = start.elapsed().as_secs_f64();
+            let (val_top1, val_top5) = match self.valid {
+                Some(valid) => {
+                    let (a, b) = self.validate(&model, valid, epoch)?;
+                    (Some(a), Some(b))
+                }
+                None => (None, None),
+            };
+            let metrics = EpochMetrics {
+                epoch,
+                train_loss: loss_sum / seen.max(1) as f64,
+                train_top1: correct as f64 / seen.max(1) as f64,
+                val_top1,
+                val_top5,
+                images_per_s: seen as f64 / seconds.max(1e-9),
+                lr: lr.rate_at(lr.iteration.saturating_sub(1)),
+                seconds,
+            };
+            on_epoch(&metrics);
+            state.history.push(metrics);
+            state.epochs_done = epoch + 1;
+            state.lr_iteration = lr.iteration;
+            let every = self.config.checkpoint_every;
+            if state.epochs_done == self.config.epochs || (every > 0 && state.epochs_done.is_multiple_of(every)) {
+                self.write_checkpoint(&model, &optim, &state, &recorder)?;
+            }
+            if self.stop_after.is_some_and(|stop| state.epochs_done >= stop) {
+                break;
+            }
+        }
+        Ok((model, state.history))
+    }
+
+    fn validate<B, M>(&self, model: &M, valid: &BatchLoader, epoch: usize) -> Result<(f64, f64), TrainError>
+    where
+        B: AutodiffBackend,
+        M: TrainNet<B>,
+        M::InnerModule: ValidNet<B::InnerBackend>,
+    {
+        let eval = model.valid();
+        let paths: Vec<Option<NetworkPlan>> = match self.sampler {
+            Some(sampler) => (0..self.config.validation_paths.max(1))
+                .map(|i| {
+                    let arch = sampler.sample(epoch, u64::MAX - i as u64)?;
+                    Ok(Some(sampler_space_decode(sampler, &arch)?))
+                })
+                .collect::<Result<_, TrainError>>()?,
+            None => vec![None],
+        };
+        let (mut top1, mut top5) = (0.0, 0.0);
+        for plan in &paths {
+            if let Some(plan) = plan {
+                eval.recalibrate(plan, self.train, self.config.recalibration_images)?;
+            }
+            let (a, b) = eval.accuracy(valid, plan.as_ref())?;
+            top1 += a;
+            top5 += b;
+        }
+        Ok((top1 / paths.len() as f64, top5 / paths.len() as f64))
+    }
+
+    fn read_latest(&self) -> Result<(PathBuf, RunState), TrainError> {
+        let latest = self.latest();
+        let text = std::fs::read_to_string(&latest).map_err(|e| checkpoint_error(&latest, e))?;
+        let name: String = serde_json::from_str(&text).map_err(|e| checkpoint_error(&latest, e))?;
+        let dir = self.dir.join(name);
+        let state_path = dir.join("state.json");
+        let text = std::fs::read_to_string(&state_path).map_err(|e| checkpoint_error(&state_path, e))?;
+        let state = serde_json::from_str(&text).map_err(|e| checkpoint_error(&state_path, e))?;
+        Ok((dir, state))
+    }
+
+    fn write_checkpoint<B, M, O>(
+        &self,
+        model: &M,
+        optim: &O,
+        state: &RunState,
+        recorder: &NamedMpkFileRecorder<FullPrecisionSettings>,
+    ) -> Result<(), TrainError>
+    where
+        B: AutodiffBackend,
+        M: TrainNet<B>,
+        O: Optimizer<M, B>,
+    {
+        let name = format!("checkpoint-{:04}", state.epochs_done);
+        let tmp = self.dir.join(format!(".{name}.tmp-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).map_err(|e| checkpoint_error(&tmp, e))?;
+        model.clone().save_file(tmp.join("model"), recorder).map_err(|e| checkpoint_error(&tmp, e))?;
+        Recorder::<B>::record(recorder, optim.to_record(), tmp.join("optim")).map_err(|e| checkpoint_error(&tmp, e))?;
+        let json = serde_json::to_string_pretty(state).map_err(|e| checkpoint_error(&tmp, e))?;
+        std::fs::write(tmp.join("state.json"), json).map_err(|e| checkpoint_error(&tmp, e))?;
+        let history = serde_json::to_string_pretty(&state.history).map_err(|e| checkpoint_error(&tmp, e))?;
+        let final_dir = self.dir.join(&name);
+        let _ = std::fs::remove_dir_all(&final_dir);
+        std::fs::rename(&tmp, &final_dir).map_err(|e| checkpoint_error(&final_dir, e))?;
+        let latest = serde_json::to_string(&name).map_err(|e| checkpoint_error(&final_dir, e))?;
+        write_atomic(&self.latest(), latest.as_bytes())?;
+        write_atomic(&self.dir.join("metrics.json"), history.as_bytes())?;
+        Ok(())
+    }
+}
+
+fn sampler_space_decode(sampler: &PathSampler, arch: &Architecture) -> Result<NetworkPlan, SpaceError> {
+    sampler.space().decode(arch)
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
+    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(|e| checkpoint_error(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| checkpoint_error(path, e))
+}
+
+/// Evaluation of a network on an inference backend.
+pub trait ValidNet<B: Backend> {
+    /// Recalibrates BN on `path` with `images` training images (supernets only).
+    ///
+    /// # Errors
+    /// [`TrainError::Data`].
+    fn recalibrate(&self, path: &NetworkPlan, data: &BatchLoader, images: usize) -> Result<(), TrainError>;
+    /// Top-1 and top-5 accuracy on `data`.
+    ///
+    /// # Errors
+    /// [`TrainError::Data`].
+    fn accuracy(&self, data: &BatchLoader, path: Option<&NetworkPlan>) -> Result<(f64, f64), TrainError>;
+}
+
+fn accuracy_with<B: Backend>(
+    data: &BatchLoader,
+    device: &B::Device,
+    forward: impl Fn(Tensor<B, 4>) -> Tensor<B, 2>,
+) -> Result<(f64, f64), TrainError> {
+    let (mut top1, mut top5, mut seen) = (0, 0, 0);
+    for batch in data.epoch(0) {
+        let batch = batch?;
+        let (x, _) = batch.to_tensors::<B>(device);
+        let (a, b) = correct_counts(forward(x), &batch.labels);
+        top1 += a;
+        top5 += b;
+        seen += batch.labels.len();
+    }
+    Ok((top1 as f64 / seen.max(1) as f64, top5 as f64 / seen.max(1) as f64))
+}
+
+impl<B: Backend> ValidNet<B> for Supernet<B> {
+    fn recalibrate(&self, path: &NetworkPlan, data: &BatchLoader, images: usize) -> Result<(), TrainError> {
+        crate::recalibrate::recalibrate_supernet(self, path, data, images)
+    }
+
+    fn accuracy(&self, data: &BatchLoader, path: Option<&NetworkPlan>) -> Result<(f64, f64), TrainError> {
+        let device = self.stem.conv.weight.device();
+        match path {
+            Some(plan) => accuracy_with(data, &device, |x| self.forward_plan(x, plan, false)),
+            None => Err(TrainError::MissingPath),
+        }
+    }
+}
+
+impl<B: Backend> ValidNet<B> for ShuffleNasNet<B> {
+    fn recalibrate(&self, _path: &NetworkPlan, _data: &BatchLoader, _images: usize) -> Result<(), TrainError> {
+        Ok(())
+    }
+
+    fn accuracy(&self, data: &BatchLoader, _path: Option<&NetworkPlan>) -> Result<(f64, f64), TrainError> {
+        let device = self.stem.conv.weight.device();
+        accuracy_with(data, &device, |x| self.forward(x))
+    }
+}
