@@ -28,5 +28,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub mod backend;
 pub mod cli;
+pub mod data_args;
 pub mod io;
 pub mod npy;
+pub mod train_args;
