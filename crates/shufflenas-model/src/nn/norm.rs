@@ -126,8 +126,8 @@ impl<B: Backend> SlicedBatchNorm<B> {
         if recalibrating {
             return self.forward_recalibrate(x);
         }
-        let mean = first(self.running_mean.value(), c);
-        let var = first(self.running_var.value(), c);
+        let mean = first(self.running_mean.value_sync(), c);
+        let var = first(self.running_var.value_sync(), c);
         self.normalize(x, mean, var)
     }
 

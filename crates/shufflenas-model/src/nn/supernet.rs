@@ -304,12 +304,25 @@ mod tests {
             assert!(var.clone().sub(var0.clone()).abs().max().into_scalar() < 1e-4);
         }
         // The recalibrated statistics are the exact ones of the stem's output.
-        let stem_out = eval.stem.conv.forward(images, eval.stem.max_out());
+        let stem_out = eval.stem.conv.forward(images.clone(), eval.stem.max_out());
         let [n, c, h, w] = stem_out.dims();
-        let flat = stem_out.swap_dims(0, 1).reshape([c, n * h * w]);
+        let flat = stem_out.clone().swap_dims(0, 1).reshape([c, n * h * w]);
         let (var, mean) = flat.var_mean_bias(1);
         assert!(mean.reshape([c]).sub(mean0.clone()).abs().max().into_scalar() < 1e-5);
         assert!(var.reshape([c]).sub(var0.clone()).abs().max().into_scalar() < 1e-4);
+        // And the eval forward uses fresh statistics right away: recalibrate once more
+        // and, before anything reads them, check that the normalised output of the same
+        // images has per-channel mean beta (Burn's `RunningState::value` serves the
+        // previous value after an `update` until something syncs it).
+        eval.begin_recalibration(&plan);
+        let _ = eval.forward_plan(images.clone().slice([0..4]), &plan, false);
+        eval.finish_recalibration(&plan);
+        eval.begin_recalibration(&plan);
+        let _ = eval.forward_plan(images, &plan, false);
+        eval.finish_recalibration(&plan);
+        let bn = eval.stem.bn.as_ref().unwrap();
+        let normalised = bn.forward(stem_out).swap_dims(0, 1).reshape([c, n * h * w]).mean_dim(1).reshape([c]);
+        assert!(normalised.sub(bn.beta.val()).abs().max().into_scalar() < 1e-4);
     }
 
     // The upstream supernet with SE and the MobileNetV3 head has 17,180,248 trainable
