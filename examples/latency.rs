@@ -62,13 +62,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    shufflenas::cli::finish(run(Args::parse()))
 }
 
 fn percentile(sorted: &[f64], q: f64) -> f64 {

@@ -37,13 +37,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    match run(Args::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    shufflenas::cli::finish(run(Args::parse()))
 }
 
 fn run(args: Args) -> Result<(), String> {

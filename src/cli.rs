@@ -1,6 +1,7 @@
 //! Command-line helpers shared by the examples.
 
 use std::path::Path;
+use std::process::ExitCode;
 
 use shufflenas_model::{ArchError, Architecture, SearchSpace};
 
@@ -21,6 +22,17 @@ pub enum CliError {
     /// Anything else, with a message.
     #[error("{0}")]
     Invalid(String),
+}
+
+/// The exit of an example: success, or the error message on stderr and a failure code.
+pub fn finish(result: Result<(), String>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 /// Resolves an `--arch` argument: a preset name (`oneshot-s+`, `oneshot`,

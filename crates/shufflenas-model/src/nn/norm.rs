@@ -33,6 +33,14 @@ pub struct SlicedBatchNormConfig {
     pub beta_init: f64,
 }
 
+/// Trainable parameters of a module: Burn's `num_params` counts the BN running
+/// statistics as well, so subtract them (`2 · channels` per batch norm).
+pub(crate) fn trainable_params(num_params: usize, for_each_bn: impl FnOnce(&mut dyn FnMut(usize))) -> usize {
+    let mut running = 0;
+    for_each_bn(&mut |channels| running += 2 * channels);
+    num_params - running
+}
+
 /// Per-channel sums of a recalibration pass.
 #[derive(Debug, Clone, Default)]
 pub struct BnAccumulator {

@@ -82,9 +82,7 @@ impl<B: Backend> ShuffleNasNet<B> {
     /// Trainable parameters: conv weights and biases, BN gamma and beta. Burn's
     /// `num_params` also counts the BN running statistics; this does not.
     pub fn trainable_params(&self) -> usize {
-        let mut running = 0;
-        self.for_each_bn(&mut |bn| running += 2 * bn.channels());
-        self.num_params() - running
+        super::norm::trainable_params(self.num_params(), |count| self.for_each_bn(&mut |bn| count(bn.channels())))
     }
 
     /// Visits every batch norm.

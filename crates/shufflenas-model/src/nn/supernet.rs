@@ -135,9 +135,7 @@ impl<B: Backend> Supernet<B> {
 
     /// Trainable parameters (Burn's `num_params` minus the BN running statistics).
     pub fn trainable_params(&self) -> usize {
-        let mut running = 0;
-        self.for_each_bn(&mut |bn| running += 2 * bn.channels());
-        self.num_params() - running
+        super::norm::trainable_params(self.num_params(), |count| self.for_each_bn(&mut |bn| count(bn.channels())))
     }
 
     /// Visits every batch norm of the supernet.
