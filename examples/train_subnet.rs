@@ -13,8 +13,8 @@ use clap::Parser;
 use shufflenas::backend::{self, Training};
 use shufflenas::cli::architecture_for;
 use shufflenas::data_args::DataArgs;
+use shufflenas::model::Layout;
 use shufflenas::model::nn::ShuffleNasNetConfig;
-use shufflenas::model::{Layout, SearchSpace};
 use shufflenas::train::trainer::Trainer;
 use shufflenas::train_args::{TrainArgs, append_csv, epoch_line};
 
@@ -48,12 +48,7 @@ fn run(args: Args) -> Result<(), String> {
         "shufflenetv2plus" | "shufflenetv2+" => Layout::ShuffleNetV2Plus,
         other => return Err(format!("unknown layout '{other}' (oneshot, shufflenetv2plus)")),
     };
-    let space = if loaders.size == 32 {
-        SearchSpace::small_input(loaders.channels, loaders.classes).with_layout(layout)
-    } else {
-        SearchSpace { input_size: loaders.size, num_classes: loaders.classes, ..SearchSpace::oneshot_plus() }
-            .with_layout(layout)
-    };
+    let space = loaders.search_space().with_layout(layout);
     let arch = architecture_for(&space, &args.arch).map_err(|e| e.to_string())?;
     Training::seed(&device, args.train.seed);
     let net =

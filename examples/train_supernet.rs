@@ -12,7 +12,6 @@ use burn::prelude::*;
 use clap::{Parser, ValueEnum};
 use shufflenas::backend::{self, Training};
 use shufflenas::data_args::DataArgs;
-use shufflenas::model::SearchSpace;
 use shufflenas::model::nn::SupernetConfig;
 use shufflenas::train::sampler::{CostBox, PathSampler, Sampling};
 use shufflenas::train::schedule::ChannelSchedule;
@@ -60,11 +59,7 @@ fn main() -> ExitCode {
 fn run(args: Args) -> Result<(), String> {
     let device = backend::device()?;
     let loaders = args.data.loaders(args.train.seed).map_err(|e| e.to_string())?;
-    let space = if loaders.size == 32 {
-        SearchSpace::small_input(loaders.channels, loaders.classes)
-    } else {
-        SearchSpace { input_size: loaders.size, num_classes: loaders.classes, ..SearchSpace::oneshot_plus() }
-    };
+    let space = loaders.search_space();
     let (lo, hi) = (space.searchable_min_id, space.searchable_max_id);
     let schedule = match args.channels {
         ChannelMode::Warmup => ChannelSchedule::WarmUp { epochs: args.train.epochs, lowest: lo, highest: hi },

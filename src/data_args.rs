@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
+use shufflenas_model::SearchSpace;
 use shufflenas_train::data::{
     BatchLoader, DataError, ImageDataset, ImageFolder, ImageFolderOptions, InMemoryDataset, Normalization, Transform,
     embedded_fashion_mnist, load_cifar10, load_cifar100, load_fashion_mnist,
@@ -62,6 +63,20 @@ pub struct Loaders {
     pub classes: usize,
     /// Network input side.
     pub size: usize,
+}
+
+impl Loaders {
+    /// The seed's search space for this data: the small-input preset (stem stride 1)
+    /// for 32-pixel data, otherwise the OneShot-S+ space at the data's size; image
+    /// channels and classes from the data.
+    pub fn search_space(&self) -> SearchSpace {
+        let base = if self.size == 32 {
+            SearchSpace::small_input(self.channels, self.classes)
+        } else {
+            SearchSpace::oneshot_plus()
+        };
+        SearchSpace { input_size: self.size, input_channels: self.channels, num_classes: self.classes, ..base }
+    }
 }
 
 fn limit(set: InMemoryDataset, n: usize) -> InMemoryDataset {

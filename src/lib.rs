@@ -29,6 +29,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 pub mod backend;
 pub mod cli;
 pub mod data_args;
-pub mod io;
+/// File helpers (atomic writes), shared with the training crate.
+pub use shufflenas_train::io;
 pub mod npy;
 pub mod train_args;

@@ -112,7 +112,7 @@ fn load_unit<B: Backend>(
     bn: Option<&str>,
 ) -> Result<ConvBnAct<B>, WeightsError> {
     let device = unit.conv.weight.device();
-    let mut out = unit.narrowed(unit.max_out(), unit.conv.weight.dims()[1]);
+    let mut out = unit.copied();
     let w = take(map, &format!("{conv}.weight"), &unit.conv.weight.dims())?;
     out.conv.weight = Param::from_tensor(tensor(w, &device));
     if let Some(bias) = &unit.conv.bias {

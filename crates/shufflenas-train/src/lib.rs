@@ -8,6 +8,7 @@
 #![allow(clippy::single_range_in_vec_init)]
 
 pub mod data;
+pub mod io;
 pub mod optim;
 pub mod recalibrate;
 pub mod sampler;

@@ -20,7 +20,7 @@ use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 use shufflenas_model::nn::{ShuffleNasNet, Supernet};
-use shufflenas_model::{Architecture, NetworkPlan, SpaceError};
+use shufflenas_model::{NetworkPlan, SpaceError};
 
 use crate::data::{BatchLoader, DataError};
 use crate::optim::SliceSgdConfig;
@@ -282,7 +282,7 @@ impl Trainer<'_> {
                 let plan = match self.sampler {
                     Some(sampler) => {
                         let arch = sampler.sample(epoch, state.global_step)?;
-                        Some(sampler_space_decode(sampler, &arch)?)
+                        Some(sampler.space().decode(&arch)?)
                     }
                     None => None,
                 };
@@ -350,7 +350,7 @@ impl Trainer<'_> {
             Some(sampler) => (0..self.config.validation_paths.max(1))
                 .map(|i| {
                     let arch = sampler.sample(epoch, u64::MAX - i as u64)?;
-                    Ok(Some(sampler_space_decode(sampler, &arch)?))
+                    Ok(Some(sampler.space().decode(&arch)?))
                 })
                 .collect::<Result<_, TrainError>>()?,
             None => vec![None],
@@ -409,14 +409,8 @@ impl Trainer<'_> {
     }
 }
 
-fn sampler_space_decode(sampler: &PathSampler, arch: &Architecture) -> Result<NetworkPlan, SpaceError> {
-    sampler.space().decode(arch)
-}
-
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), TrainError> {
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| checkpoint_error(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| checkpoint_error(path, e))
+    crate::io::write_atomic(path, bytes).map_err(|e| checkpoint_error(path, e))
 }
 
 /// Evaluation of a network on an inference backend.

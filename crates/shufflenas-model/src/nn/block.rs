@@ -139,20 +139,7 @@ impl<B: Backend> ChoiceBlock<B> {
     /// A standalone block narrowed to `mid` channels, with its own parameters and
     /// statistics (what subnet extraction inherits).
     pub fn narrowed(&self, mid: usize) -> Self {
-        let copy_all = |units: &[ConvBnAct<B>]| -> Vec<ConvBnAct<B>> {
-            let mut input = units.first().map_or(0, |u| u.conv.weight.dims()[1]);
-            units
-                .iter()
-                .map(|u| {
-                    let out = u.max_out();
-                    let copy = u.narrowed(out, input);
-                    input = out;
-                    copy
-                })
-                .collect()
-        };
-        let mut input =
-            self.main.first().map_or(0, |u| if u.conv.depthwise { u.max_out() } else { u.conv.weight.dims()[1] });
+        let mut input = self.main.first().map_or(0, ConvBnAct::in_channels);
         let main = self
             .main
             .iter()
@@ -169,7 +156,7 @@ impl<B: Backend> ChoiceBlock<B> {
             })
             .collect();
         Self {
-            projection: copy_all(&self.projection),
+            projection: self.projection.iter().map(ConvBnAct::copied).collect(),
             main,
             se: self.se.as_ref().map(SqueezeExcitation::copied),
             stride: self.stride,

@@ -94,6 +94,16 @@ impl<B: Backend> ConvBnAct<B> {
         self.conv.max_out()
     }
 
+    /// Full input width (for depthwise: its channels).
+    pub fn in_channels(&self) -> usize {
+        if self.conv.depthwise { self.max_out() } else { self.conv.weight.dims()[1] }
+    }
+
+    /// A standalone full-width copy with fresh ids and its own BN statistics.
+    pub fn copied(&self) -> Self {
+        self.narrowed(self.max_out(), self.in_channels())
+    }
+
     /// A standalone copy narrowed to `out` filters over `input` channels.
     pub fn narrowed(&self, out: usize, input: usize) -> Self {
         Self {

@@ -99,11 +99,10 @@ impl<B: Backend> Head<B> {
 
     /// A standalone copy with fresh ids and statistics.
     pub fn copied(&self) -> Self {
-        let (l, c) = (&self.last_conv, &self.classifier);
         Self {
-            last_conv: l.narrowed(l.max_out(), l.conv.weight.dims()[1]),
+            last_conv: self.last_conv.copied(),
             dropout: self.dropout.clone(),
-            classifier: c.narrowed(c.max_out(), c.conv.weight.dims()[1]),
+            classifier: self.classifier.copied(),
             after_pooling: self.after_pooling,
         }
     }

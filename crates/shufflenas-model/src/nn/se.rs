@@ -49,7 +49,6 @@ impl<B: Backend> SqueezeExcitation<B> {
 
     /// A standalone copy with fresh ids.
     pub fn copied(&self) -> Self {
-        let (s, e) = (&self.squeeze, &self.excitation);
-        Self { squeeze: s.narrowed(s.max_out(), e.max_out()), excitation: e.narrowed(e.max_out(), s.max_out()) }
+        Self { squeeze: self.squeeze.copied(), excitation: self.excitation.copied() }
     }
 }

@@ -50,11 +50,8 @@ impl SupernetConfig {
     /// [`SpaceError`] for an invalid space.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<Supernet<B>, SpaceError> {
         let slots = self.space.supernet_slots()?;
-        let plan = self.space.decode(&Architecture::uniform(
-            self.space.num_blocks(),
-            crate::BlockChoice::Snb3,
-            crate::ChannelChoice(self.space.max_channel_id() as u8),
-        ))?;
+        // Stem and head do not depend on the genome.
+        let plan = self.space.plan_with(Vec::new());
         let m = self.bn_momentum;
         Ok(Supernet {
             stem: StemConfig::new(plan.stem.clone()).with_bn_momentum(m).init(device),
@@ -114,7 +111,7 @@ impl<B: Backend> Supernet<B> {
     /// [`SpaceError`] when the genome does not fit the space.
     pub fn extract(&self, arch: &Architecture) -> Result<ShuffleNasNet<B>, SpaceError> {
         let plan = self.space.decode(arch)?;
-        let stem = self.stem.narrowed(self.stem.max_out(), self.stem.conv.weight.dims()[1]);
+        let stem = self.stem.copied();
         let blocks = self
             .positions
             .iter()
