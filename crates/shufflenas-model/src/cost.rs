@@ -321,6 +321,21 @@ impl CostTable {
         Ok(total)
     }
 
+    /// Counts of the parts every genome shares (stem and head).
+    pub fn fixed(&self) -> &Counts {
+        &self.fixed
+    }
+
+    /// Counts of `block` with channel id `channel` at `position` (`None` out of range).
+    pub fn block(&self, position: usize, block: BlockChoice, channel: usize) -> Option<&Counts> {
+        self.blocks.get(position)?[block.id() as usize].get(channel)
+    }
+
+    /// Number of choice positions.
+    pub fn positions(&self) -> usize {
+        self.blocks.len()
+    }
+
     /// The genome with searchable channel ids that minimises `metric` (ties: lowest ids).
     /// Costs are additive per position, so the choice is made position by position.
     pub fn argmin(&self, metric: impl Fn(&Counts) -> f64) -> Architecture {

@@ -1,0 +1,557 @@
+//! The search loops: the seed's genetic algorithm and a random-search baseline, both
+//! with constraint filtering, caching, and a state file written atomically after
+//! every generation, so that a killed search resumes to the same result.
+//!
+//! Genetic algorithm (per generation): evaluate the population; keep the best
+//! `retain` as parents plus each other member with probability `random_select`;
+//! breed children from two distinct parents by uniform per-gene crossover and per-gene
+//! mutation with probability `mutate`; reject children that break a constraint (or
+//! repeat a member) and breed again, until the population is full.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use shufflenas_model::Architecture;
+
+use crate::cache::EvalCache;
+use crate::constraint::{Constraints, Cost, CostModel};
+use crate::domain::GenomeDomain;
+use crate::evaluator::{Evaluation, Evaluator};
+use crate::{SearchError, pareto};
+
+/// What the search maximises.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub enum Objective {
+    /// Validation top-1 after BN recalibration.
+    Accuracy,
+    /// top-1 − `ratio` · MicroNet float32 score.
+    Balanced {
+        /// Weight of the score.
+        ratio: f64,
+    },
+    /// top-1 − `per_ms` · predicted latency in ms (needs a latency table).
+    LatencyAware {
+        /// Penalty per millisecond.
+        per_ms: f64,
+    },
+}
+
+impl Objective {
+    /// The fitness of a genome with `cost` and `evaluation`.
+    pub fn fitness(&self, cost: &Cost, evaluation: &Evaluation) -> f64 {
+        match *self {
+            Self::Accuracy => evaluation.top1,
+            Self::Balanced { ratio } => evaluation.top1 - ratio * cost.score,
+            Self::LatencyAware { per_ms } => evaluation.top1 - per_ms * cost.latency_ms.unwrap_or(0.0),
+        }
+    }
+}
+
+/// The seed's genetic algorithm settings (its defaults).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GeneticConfig {
+    /// Genomes per generation.
+    pub population: usize,
+    /// Best genomes kept as parents.
+    pub retain: usize,
+    /// Probability that a non-retained genome is also kept as a parent.
+    pub random_select: f64,
+    /// Per-gene mutation probability.
+    pub mutate: f64,
+    /// Generations.
+    pub iterations: usize,
+    /// Best genomes reported.
+    pub top_k: usize,
+    /// Seed of every random choice.
+    pub seed: u64,
+    /// Breeding attempts per child before a random feasible genome is used instead.
+    pub max_attempts: usize,
+}
+
+impl Default for GeneticConfig {
+    fn default() -> Self {
+        Self {
+            population: 50,
+            retain: 10,
+            random_select: 0.1,
+            mutate: 0.1,
+            iterations: 20,
+            top_k: 3,
+            seed: 0,
+            max_attempts: 1000,
+        }
+    }
+}
+
+/// Random search settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RandomConfig {
+    /// Distinct genomes to evaluate (use the genetic run's count for a fair comparison).
+    pub budget: usize,
+    /// Genomes per generation (for reporting and checkpoints).
+    pub per_generation: usize,
+    /// Best genomes reported.
+    pub top_k: usize,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// One evaluated genome.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Candidate {
+    /// Generation that first evaluated it.
+    pub generation: usize,
+    /// The genome.
+    pub arch: Architecture,
+    /// Its analytic cost.
+    pub cost: Cost,
+    /// Its evaluation.
+    pub evaluation: Evaluation,
+    /// Its fitness.
+    pub fitness: f64,
+}
+
+/// Statistics of one generation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GenerationSummary {
+    /// Generation index.
+    pub generation: usize,
+    /// Genomes in the generation.
+    pub members: usize,
+    /// Genomes evaluated for the first time (not from the cache).
+    pub new_evaluations: usize,
+    /// Distinct genomes evaluated so far.
+    pub total_evaluated: usize,
+    /// Best fitness in the generation.
+    pub best_fitness: f64,
+    /// Mean fitness of the generation.
+    pub mean_fitness: f64,
+    /// Best top-1 seen so far (all generations).
+    pub best_top1_so_far: f64,
+    /// Best fitness seen so far.
+    pub best_fitness_so_far: f64,
+    /// Wall seconds of the generation (0 when every member was cached).
+    pub seconds: f64,
+}
+
+/// Progress callbacks (a progress bar, a log).
+pub trait Observer {
+    /// A generation starts with `to_evaluate` genomes not in the cache.
+    fn generation_started(&mut self, _generation: usize, _to_evaluate: usize) {}
+    /// `done` of the generation's new genomes are evaluated.
+    fn progress(&mut self, _done: usize) {}
+    /// A generation ended.
+    fn generation_finished(&mut self, _summary: &GenerationSummary) {}
+}
+
+/// An observer that does nothing.
+pub struct NoObserver;
+impl Observer for NoObserver {}
+
+/// The outcome of a search.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SearchResult {
+    /// `genetic` or `random`.
+    pub strategy: String,
+    /// Every distinct evaluated genome, in evaluation order.
+    pub candidates: Vec<Candidate>,
+    /// Per-generation statistics.
+    pub generations: Vec<GenerationSummary>,
+    /// Indices into `candidates` of the best `top_k` by fitness.
+    pub top_k: Vec<usize>,
+    /// Indices of the Pareto front of top-1 vs FLOPs (ascending FLOPs).
+    pub pareto_flops: Vec<usize>,
+    /// Indices of the Pareto front of top-1 vs params (ascending params).
+    pub pareto_params: Vec<usize>,
+    /// Whether the search ran to its end (false when stopped early by `stop_after`).
+    pub complete: bool,
+}
+
+impl SearchResult {
+    /// The best candidate.
+    ///
+    /// # Panics
+    /// Never for a result of [`Search`], which evaluates at least one genome.
+    pub fn best(&self) -> &Candidate {
+        &self.candidates[self.top_k[0]]
+    }
+
+    /// Best fitness after each generation.
+    pub fn best_so_far(&self) -> Vec<f64> {
+        self.generations.iter().map(|g| g.best_fitness_so_far).collect()
+    }
+}
+
+/// Everything saved after each generation.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SearchState {
+    fingerprint: String,
+    next_generation: usize,
+    population: Vec<Architecture>,
+    rng: ChaCha8Rng,
+    cache: EvalCache,
+    candidates: Vec<Candidate>,
+    generations: Vec<GenerationSummary>,
+}
+
+/// A search over `domain` under `constraints`.
+pub struct Search<'a> {
+    /// Analytic cost (and predicted latency).
+    pub cost: &'a CostModel,
+    /// Genes the search may change.
+    pub domain: GenomeDomain,
+    /// Caps every evaluated genome meets.
+    pub constraints: Constraints,
+    /// What to maximise.
+    pub objective: Objective,
+    /// Where the state file goes (`None`: no checkpoints, no resume).
+    pub dir: Option<PathBuf>,
+    /// Stop after this many generations in total (as if killed right after that
+    /// generation's checkpoint); `None` runs to the end.
+    pub stop_after: Option<usize>,
+}
+
+const FEASIBILITY_TRIES: usize = 20_000;
+
+impl Search<'_> {
+    fn cache_path(&self) -> Option<PathBuf> {
+        self.dir.as_ref().map(|d| d.join("cache.json"))
+    }
+
+    fn state_path(&self, strategy: &str) -> Option<PathBuf> {
+        self.dir.as_ref().map(|d| d.join(format!("{strategy}-state.json")))
+    }
+
+    fn fingerprint(&self, strategy: &str, settings: &impl Serialize, context: &str) -> String {
+        let json = |v: &dyn erased::Json| v.json();
+        format!(
+            "{strategy}|{}|{}|{}|{}|{context}",
+            json(settings),
+            json(&self.domain),
+            json(&self.constraints),
+            json(&self.objective)
+        )
+    }
+
+    fn is_feasible(&self, arch: &Architecture) -> bool {
+        self.cost.cost(arch).is_ok_and(|c| self.constraints.allows(&c))
+    }
+
+    /// A random genome of the domain that meets the constraints and is not in `taken`.
+    fn sample_feasible(
+        &self,
+        rng: &mut ChaCha8Rng,
+        taken: &BTreeSet<Architecture>,
+    ) -> Result<Architecture, SearchError> {
+        for _ in 0..FEASIBILITY_TRIES {
+            let arch = self.domain.sample(rng);
+            if !taken.contains(&arch) && self.is_feasible(&arch) {
+                return Ok(arch);
+            }
+        }
+        Err(SearchError::Impossible(format!(
+            "no new genome meeting the constraints in {FEASIBILITY_TRIES} random draws (the feasible set is too small \
+             for this population or budget)"
+        )))
+    }
+
+    fn check(&self) -> Result<(), SearchError> {
+        if self.domain.len() != self.cost.table.positions() {
+            return Err(SearchError::Domain(format!(
+                "the domain has {} positions, the space {}",
+                self.domain.len(),
+                self.cost.table.positions()
+            )));
+        }
+        self.cost.check_feasible(&self.domain, &self.constraints, FEASIBILITY_TRIES)
+    }
+
+    /// Runs (or resumes) the genetic algorithm.
+    ///
+    /// # Errors
+    /// [`SearchError::Settings`] for a population smaller than the retained count or
+    /// fewer than two parents, [`SearchError::Impossible`] for constraints no genome
+    /// meets, evaluator and state-file errors.
+    pub fn genetic(
+        &self,
+        config: &GeneticConfig,
+        evaluator: &mut dyn Evaluator,
+        observer: &mut dyn Observer,
+    ) -> Result<SearchResult, SearchError> {
+        if config.retain < 2 || config.population < config.retain || config.iterations == 0 {
+            return Err(SearchError::Settings(format!(
+                "population {} must be at least the retained count {}, which must be at least 2, with at least one \
+                 iteration",
+                config.population, config.retain
+            )));
+        }
+        self.check()?;
+        let fingerprint = self.fingerprint("genetic", config, evaluator.context());
+        let mut state = match self.load_state("genetic", &fingerprint)? {
+            Some(state) => state,
+            None => {
+                let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
+                let mut taken = BTreeSet::new();
+                for _ in 0..config.population {
+                    let arch = self.sample_feasible(&mut rng, &taken)?;
+                    taken.insert(arch);
+                }
+                self.fresh_state(fingerprint, taken.into_iter().collect(), rng, evaluator)
+            }
+        };
+        while state.next_generation < config.iterations {
+            let generation = state.next_generation;
+            let population = std::mem::take(&mut state.population);
+            let scored = self.run_generation(&mut state, generation, &population, evaluator, observer)?;
+            state.next_generation += 1;
+            if state.next_generation < config.iterations {
+                state.population = self.evolve(config, &scored, &mut state.rng)?;
+            }
+            self.save_state("genetic", &state)?;
+            if self.stop_after.is_some_and(|s| state.next_generation >= s) {
+                break;
+            }
+        }
+        Ok(self.result("genetic", state, config.iterations, config.top_k))
+    }
+
+    /// Runs (or resumes) random search: `budget` distinct feasible genomes drawn
+    /// uniformly, `per_generation` at a time.
+    ///
+    /// # Errors
+    /// As [`Search::genetic`].
+    pub fn random(
+        &self,
+        config: &RandomConfig,
+        evaluator: &mut dyn Evaluator,
+        observer: &mut dyn Observer,
+    ) -> Result<SearchResult, SearchError> {
+        if config.budget == 0 || config.per_generation == 0 {
+            return Err(SearchError::Settings("random search needs a budget and a generation size above 0".into()));
+        }
+        self.check()?;
+        let generations = config.budget.div_ceil(config.per_generation);
+        let fingerprint = self.fingerprint("random", config, evaluator.context());
+        let mut state = match self.load_state("random", &fingerprint)? {
+            Some(state) => state,
+            None => self.fresh_state(fingerprint, Vec::new(), ChaCha8Rng::seed_from_u64(config.seed), evaluator),
+        };
+        while state.next_generation < generations {
+            let generation = state.next_generation;
+            let mut taken: BTreeSet<Architecture> = state.candidates.iter().map(|c| c.arch.clone()).collect();
+            let size = config.per_generation.min(config.budget - state.candidates.len());
+            let mut members = Vec::with_capacity(size);
+            for _ in 0..size {
+                let arch = self.sample_feasible(&mut state.rng, &taken)?;
+                taken.insert(arch.clone());
+                members.push(arch);
+            }
+            self.run_generation(&mut state, generation, &members, evaluator, observer)?;
+            state.next_generation += 1;
+            self.save_state("random", &state)?;
+            if self.stop_after.is_some_and(|s| state.next_generation >= s) {
+                break;
+            }
+        }
+        Ok(self.result("random", state, generations, config.top_k))
+    }
+
+    fn fresh_state(
+        &self,
+        fingerprint: String,
+        population: Vec<Architecture>,
+        rng: ChaCha8Rng,
+        evaluator: &dyn Evaluator,
+    ) -> SearchState {
+        // Evaluations of earlier searches in the same directory with the same context
+        // (weights, data sample) are reused.
+        let shared = self.cache_path().and_then(|p| EvalCache::load_or_new(&p, evaluator.context()).ok());
+        SearchState {
+            fingerprint,
+            next_generation: 0,
+            population,
+            rng,
+            cache: shared.unwrap_or_else(|| EvalCache::new(evaluator.context())),
+            candidates: Vec::new(),
+            generations: Vec::new(),
+        }
+    }
+
+    /// Evaluates `members` (cached ones cost nothing), records new candidates and the
+    /// generation summary, and returns the members with their fitness.
+    fn run_generation(
+        &self,
+        state: &mut SearchState,
+        generation: usize,
+        members: &[Architecture],
+        evaluator: &mut dyn Evaluator,
+        observer: &mut dyn Observer,
+    ) -> Result<Vec<(Architecture, f64)>, SearchError> {
+        let start = std::time::Instant::now();
+        let mut fresh: Vec<Architecture> = Vec::new();
+        for arch in members {
+            if state.cache.get(arch).is_none() && !fresh.contains(arch) {
+                fresh.push(arch.clone());
+            }
+        }
+        observer.generation_started(generation, fresh.len());
+        let chunk = evaluator.parallelism().max(1);
+        let mut done = 0;
+        for part in fresh.chunks(chunk) {
+            let results = evaluator.evaluate(part)?;
+            for (arch, evaluation) in part.iter().zip(results) {
+                state.cache.insert(arch, evaluation);
+            }
+            done += part.len();
+            observer.progress(done);
+        }
+        let known: BTreeSet<&Architecture> = state.candidates.iter().map(|c| &c.arch).collect();
+        let mut new_candidates = Vec::new();
+        let mut scored = Vec::with_capacity(members.len());
+        for arch in members {
+            let evaluation = state.cache.get(arch).ok_or_else(|| SearchError::State("evaluation missing".into()))?;
+            let cost = self.cost.cost(arch)?;
+            let fitness = self.objective.fitness(&cost, &evaluation);
+            if !known.contains(arch) && !new_candidates.iter().any(|c: &Candidate| &c.arch == arch) {
+                new_candidates.push(Candidate { generation, arch: arch.clone(), cost, evaluation, fitness });
+            }
+            scored.push((arch.clone(), fitness));
+        }
+        state.candidates.extend(new_candidates);
+        let fitness: Vec<f64> = scored.iter().map(|s| s.1).collect();
+        let best_fitness = fitness.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let summary = GenerationSummary {
+            generation,
+            members: members.len(),
+            new_evaluations: fresh.len(),
+            total_evaluated: state.candidates.len(),
+            best_fitness,
+            mean_fitness: fitness.iter().sum::<f64>() / fitness.len().max(1) as f64,
+            best_top1_so_far: state.candidates.iter().map(|c| c.evaluation.top1).fold(f64::NEG_INFINITY, f64::max),
+            best_fitness_so_far: state.candidates.iter().map(|c| c.fitness).fold(f64::NEG_INFINITY, f64::max),
+            seconds: if fresh.is_empty() { 0.0 } else { start.elapsed().as_secs_f64() },
+        };
+        observer.generation_finished(&summary);
+        state.generations.push(summary);
+        Ok(scored)
+    }
+
+    /// The next population: parents (the best `retain`, plus others by chance), then
+    /// feasible children of two distinct parents.
+    fn evolve(
+        &self,
+        config: &GeneticConfig,
+        scored: &[(Architecture, f64)],
+        rng: &mut ChaCha8Rng,
+    ) -> Result<Vec<Architecture>, SearchError> {
+        let mut graded: Vec<&(Architecture, f64)> = scored.iter().collect();
+        graded.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        graded.dedup_by(|a, b| a.0 == b.0);
+        let mut parents: Vec<Architecture> = graded.iter().take(config.retain).map(|s| s.0.clone()).collect();
+        for other in graded.iter().skip(config.retain) {
+            if rng.random::<f64>() < config.random_select {
+                parents.push(other.0.clone());
+            }
+        }
+        let mut taken: BTreeSet<Architecture> = parents.iter().cloned().collect();
+        let mut next = parents.clone();
+        while next.len() < config.population {
+            let mut child = None;
+            for _ in 0..config.max_attempts {
+                let a = rng.random_range(0..parents.len());
+                let mut b = rng.random_range(0..parents.len() - 1);
+                if b >= a {
+                    b += 1;
+                }
+                let candidate = self.domain.breed(&parents[a], &parents[b], config.mutate, rng);
+                if !taken.contains(&candidate) && self.is_feasible(&candidate) {
+                    child = Some(candidate);
+                    break;
+                }
+            }
+            let child = match child {
+                Some(c) => c,
+                None => self.sample_feasible(rng, &taken)?,
+            };
+            taken.insert(child.clone());
+            next.push(child);
+        }
+        Ok(next)
+    }
+
+    fn result(&self, strategy: &str, state: SearchState, generations: usize, top_k: usize) -> SearchResult {
+        let candidates = state.candidates;
+        let mut order: Vec<usize> = (0..candidates.len()).collect();
+        order.sort_by(|&a, &b| {
+            candidates[b]
+                .fitness
+                .total_cmp(&candidates[a].fitness)
+                .then_with(|| candidates[a].arch.cmp(&candidates[b].arch))
+        });
+        order.truncate(top_k.max(1));
+        let front = |cost: fn(&Candidate) -> f64| {
+            let points: Vec<(f64, f64)> = candidates.iter().map(|c| (cost(c), c.evaluation.top1)).collect();
+            pareto::front(&points)
+        };
+        SearchResult {
+            strategy: strategy.to_string(),
+            top_k: order,
+            pareto_flops: front(|c| c.cost.flops),
+            pareto_params: front(|c| c.cost.params),
+            complete: state.next_generation >= generations,
+            generations: state.generations,
+            candidates,
+        }
+    }
+
+    fn load_state(&self, strategy: &str, fingerprint: &str) -> Result<Option<SearchState>, SearchError> {
+        let Some(path) = self.state_path(strategy) else { return Ok(None) };
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let text =
+            std::fs::read_to_string(&path).map_err(|e| SearchError::State(format!("{}: {e}", path.display())))?;
+        let state: SearchState = serde_json::from_str(&text).map_err(|e| {
+            SearchError::State(format!("{}: corrupt state file ({e}); delete it to start over", path.display()))
+        })?;
+        if state.fingerprint != fingerprint {
+            return Err(SearchError::State(format!(
+                "{} was written by a search with other settings, constraints or evaluator context; use another \
+                 output directory or delete it",
+                path.display()
+            )));
+        }
+        Ok(Some(state))
+    }
+
+    fn save_state(&self, strategy: &str, state: &SearchState) -> Result<(), SearchError> {
+        match self.state_path(strategy) {
+            Some(path) => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| SearchError::State(format!("{}: {e}", dir.display())))?;
+                }
+                crate::write_json(&path, state)?;
+                let cache_path = self.cache_path().unwrap_or_default();
+                let mut shared = EvalCache::load_or_new(&cache_path, &state.cache.context)?;
+                shared.merge(&state.cache);
+                shared.save(&cache_path)
+            }
+            None => Ok(()),
+        }
+    }
+}
+
+mod erased {
+    /// Object-safe JSON text of a serialisable value.
+    pub trait Json {
+        fn json(&self) -> String;
+    }
+    impl<T: serde::Serialize> Json for T {
+        fn json(&self) -> String {
+            serde_json::to_string(self).unwrap_or_default()
+        }
+    }
+}
