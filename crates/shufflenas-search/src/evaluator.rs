@@ -81,6 +81,7 @@ pub fn data_digest(data: &BatchLoader, images: usize) -> Result<(u64, usize), Se
 
 /// Digest of a supernet's weights and running statistics.
 pub fn weights_digest<B: Backend>(supernet: &Supernet<B>) -> Result<u64, SearchError> {
+    materialize(supernet);
     let bytes = BinBytesRecorder::<FullPrecisionSettings>::new()
         .record(supernet.clone().into_record(), ())
         .map_err(|e| SearchError::Checkpoint(e.to_string()))?;
@@ -143,7 +144,15 @@ fn resolve_checkpoint(path: &Path) -> Result<std::path::PathBuf, SearchError> {
     if model.is_file() { Ok(model) } else { Err(missing(&model)) }
 }
 
-/// Shapes of every float tensor of a module, in visiting order.
+/// Initialises every lazily initialised parameter in place. Burn initialises a fresh
+/// module's parameters on first use, and a clone made before that draws its own
+/// values: replicas and digests of a fresh supernet would all differ.
+fn materialize<B: Backend, M: Module<B>>(module: &M) {
+    let _ = shapes(module);
+}
+
+/// Shapes of every float tensor of a module, in visiting order (reading each value,
+/// which initialises lazy parameters).
 fn shapes<B: Backend, M: Module<B>>(module: &M) -> Vec<Vec<usize>> {
     struct Shapes(Vec<Vec<usize>>);
     impl<B: Backend> burn::module::ModuleVisitor<B> for Shapes {

@@ -1,0 +1,250 @@
+//! Search loops on a cheap deterministic evaluator: constraints, caching, resume,
+//! GA vs random, bad settings.
+
+use micronet_score::Convention;
+use shufflenas_model::{Architecture, CostTable, SearchSpace};
+use shufflenas_search::{
+    Constraints, CostModel, Evaluation, Evaluator, GeneticConfig, GenomeDomain, NoObserver, Objective, RandomConfig,
+    Search, SearchError, SearchResult,
+};
+
+/// A smooth fitness landscape with interactions: wide channels help, SNB-5 helps in
+/// odd positions, plus a genome-specific perturbation. Counts its calls.
+struct Landscape {
+    calls: usize,
+}
+
+impl Evaluator for Landscape {
+    fn context(&self) -> &str {
+        "landscape-v1"
+    }
+
+    fn parallelism(&self) -> usize {
+        4
+    }
+
+    fn evaluate(&mut self, archs: &[Architecture]) -> Result<Vec<Evaluation>, SearchError> {
+        self.calls += archs.len();
+        Ok(archs
+            .iter()
+            .map(|a| {
+                let mut v = 0.0;
+                for (i, (b, c)) in a.blocks.iter().zip(&a.channels).enumerate() {
+                    v += f64::from(c.0) / 9.0 * (1.0 + (i % 3) as f64);
+                    if i % 2 == 1 && b.id() == 1 {
+                        v += 1.5;
+                    }
+                }
+                let text = a.to_string();
+                let jitter = text.bytes().fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))) % 1000;
+                let top1 = v / 60.0 + jitter as f64 * 1e-5;
+                Evaluation { top1, top5: top1 }
+            })
+            .collect())
+    }
+}
+
+fn cost_model(space: &SearchSpace) -> CostModel {
+    CostModel { table: CostTable::new(space, Convention::default()).unwrap(), latency: None }
+}
+
+fn search<'a>(cost: &'a CostModel, space: &SearchSpace, dir: Option<std::path::PathBuf>) -> Search<'a> {
+    Search {
+        cost,
+        domain: GenomeDomain::of(space),
+        constraints: Constraints { max_flops: Some(600e6), ..Constraints::default() },
+        objective: Objective::Accuracy,
+        dir,
+        stop_after: None,
+    }
+}
+
+fn small_ga(seed: u64) -> GeneticConfig {
+    GeneticConfig { population: 20, retain: 5, iterations: 6, seed, ..GeneticConfig::default() }
+}
+
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("shufflenas-search-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn every_candidate_meets_the_constraints_and_repeats_cost_nothing() {
+    let space = SearchSpace::oneshot_plus();
+    let cost = cost_model(&space);
+    let mut evaluator = Landscape { calls: 0 };
+    let result = search(&cost, &space, None).genetic(&small_ga(1), &mut evaluator, &mut NoObserver).unwrap();
+    assert!(result.complete);
+    assert_eq!(result.generations.len(), 6);
+    assert!(result.candidates.iter().all(|c| c.cost.flops <= 600e6));
+    // Parents are carried over: the evaluator saw each distinct genome once.
+    assert_eq!(evaluator.calls, result.candidates.len());
+    let members: usize = result.generations.iter().map(|g| g.members).sum();
+    assert!(members > evaluator.calls, "retained parents must come from the cache");
+    assert_eq!(result.top_k.len(), 3);
+    let best = result.best().fitness;
+    assert!(result.candidates.iter().all(|c| c.fitness <= best));
+    // Best-so-far never decreases.
+    assert!(result.best_so_far().windows(2).all(|w| w[1] >= w[0]));
+}
+
+#[test]
+fn genetic_beats_random_at_the_same_budget_over_three_seeds() {
+    let space = SearchSpace::oneshot_plus();
+    let cost = cost_model(&space);
+    for seed in 0..3 {
+        let ga =
+            search(&cost, &space, None).genetic(&small_ga(seed), &mut Landscape { calls: 0 }, &mut NoObserver).unwrap();
+        let budget = ga.candidates.len();
+        let random = search(&cost, &space, None)
+            .random(
+                &RandomConfig { budget, per_generation: 20, top_k: 3, seed },
+                &mut Landscape { calls: 0 },
+                &mut NoObserver,
+            )
+            .unwrap();
+        assert_eq!(random.candidates.len(), budget);
+        assert!(
+            ga.best().fitness > random.best().fitness,
+            "seed {seed}: GA {} vs random {}",
+            ga.best().fitness,
+            random.best().fitness
+        );
+    }
+}
+
+fn same_outcome(a: &SearchResult, b: &SearchResult) {
+    assert_eq!(a.candidates.len(), b.candidates.len());
+    for (x, y) in a.candidates.iter().zip(&b.candidates) {
+        assert_eq!((x.generation, &x.arch, x.fitness), (y.generation, &y.arch, y.fitness));
+    }
+    assert_eq!(a.top_k, b.top_k);
+    assert_eq!(a.pareto_flops, b.pareto_flops);
+}
+
+#[test]
+fn a_killed_search_resumes_to_the_same_result() {
+    let space = SearchSpace::oneshot_plus();
+    let cost = cost_model(&space);
+    let full = search(&cost, &space, None).genetic(&small_ga(4), &mut Landscape { calls: 0 }, &mut NoObserver).unwrap();
+
+    let dir = scratch("resume");
+    let mut first = search(&cost, &space, Some(dir.clone()));
+    first.stop_after = Some(2);
+    let mut evaluator = Landscape { calls: 0 };
+    let partial = first.genetic(&small_ga(4), &mut evaluator, &mut NoObserver).unwrap();
+    assert!(!partial.complete);
+    assert_eq!(partial.generations.len(), 2);
+    assert!(dir.join("genetic-state.json").is_file());
+    let calls_before = evaluator.calls;
+
+    let mut evaluator = Landscape { calls: 0 };
+    let resumed =
+        search(&cost, &space, Some(dir.clone())).genetic(&small_ga(4), &mut evaluator, &mut NoObserver).unwrap();
+    assert!(resumed.complete);
+    same_outcome(&full, &resumed);
+    assert_eq!(calls_before + evaluator.calls, full.candidates.len(), "nothing evaluated twice");
+
+    // Random search resumes the same way, and reuses the GA's cached evaluations.
+    let config = RandomConfig { budget: 45, per_generation: 10, top_k: 3, seed: 9 };
+    let whole = search(&cost, &space, None).random(&config, &mut Landscape { calls: 0 }, &mut NoObserver).unwrap();
+    let mut stopped = search(&cost, &space, Some(dir.clone()));
+    stopped.stop_after = Some(3);
+    stopped.random(&config, &mut Landscape { calls: 0 }, &mut NoObserver).unwrap();
+    let resumed =
+        search(&cost, &space, Some(dir.clone())).random(&config, &mut Landscape { calls: 0 }, &mut NoObserver).unwrap();
+    same_outcome(&whole, &resumed);
+    assert_eq!(resumed.generations.len(), 5);
+
+    // Other settings in the same directory are refused, not mixed in.
+    let err = search(&cost, &space, Some(dir.clone()))
+        .genetic(&small_ga(5), &mut Landscape { calls: 0 }, &mut NoObserver)
+        .unwrap_err();
+    assert!(matches!(err, SearchError::State(_)), "{err}");
+    // A corrupt state file is an error naming the file.
+    std::fs::write(dir.join("genetic-state.json"), "{ truncated").unwrap();
+    let err = search(&cost, &space, Some(dir.clone()))
+        .genetic(&small_ga(4), &mut Landscape { calls: 0 }, &mut NoObserver)
+        .unwrap_err();
+    assert!(err.to_string().contains("genetic-state.json"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn fixed_block_search_only_changes_channels() {
+    let space = SearchSpace::oneshot_plus();
+    let cost = cost_model(&space);
+    let fixed = Architecture::oneshot_s_plus();
+    let mut s = search(&cost, &space, None);
+    s.domain = GenomeDomain::of(&space).with_fixed_blocks(&fixed).unwrap();
+    let result = s.genetic(&small_ga(2), &mut Landscape { calls: 0 }, &mut NoObserver).unwrap();
+    assert!(result.candidates.iter().all(|c| c.arch.blocks == fixed.blocks));
+}
+
+#[test]
+fn balanced_objective_trades_accuracy_for_score() {
+    let space = SearchSpace::oneshot_plus();
+    let cost = cost_model(&space);
+    let mut s = search(&cost, &space, None);
+    let acc = s.genetic(&small_ga(3), &mut Landscape { calls: 0 }, &mut NoObserver).unwrap();
+    s.objective = Objective::Balanced { ratio: 1.0 };
+    let balanced = s.genetic(&small_ga(3), &mut Landscape { calls: 0 }, &mut NoObserver).unwrap();
+    assert!(balanced.best().cost.score < acc.best().cost.score);
+    let b = balanced.best();
+    assert!((b.fitness - (b.evaluation.top1 - b.cost.score)).abs() < 1e-12);
+}
+
+#[test]
+fn bad_settings_and_impossible_constraints_are_errors() {
+    let space = SearchSpace::oneshot_plus();
+    let cost = cost_model(&space);
+    let s = search(&cost, &space, None);
+    let config = GeneticConfig { population: 5, retain: 10, ..GeneticConfig::default() };
+    let err = s.genetic(&config, &mut Landscape { calls: 0 }, &mut NoObserver).unwrap_err();
+    assert!(matches!(err, SearchError::Settings(_)) && err.to_string().contains("population 5"), "{err}");
+
+    let mut s = search(&cost, &space, None);
+    s.constraints = Constraints { max_params: Some(1e6), ..Constraints::default() };
+    let err = s.genetic(&small_ga(0), &mut Landscape { calls: 0 }, &mut NoObserver).unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(err, SearchError::Impossible(_)) && text.contains("params ≤ 1.00M") && text.contains("params 3.05M"),
+        "{text}"
+    );
+
+    let mut s = search(&cost, &space, None);
+    s.constraints = Constraints { max_latency_ms: Some(5.0), ..Constraints::default() };
+    assert!(matches!(
+        s.genetic(&small_ga(0), &mut Landscape { calls: 0 }, &mut NoObserver),
+        Err(SearchError::Impossible(_))
+    ));
+}
+
+#[test]
+fn reports_and_plots_are_written() {
+    let space = SearchSpace::oneshot_plus();
+    let cost = cost_model(&space);
+    let ga = search(&cost, &space, None).genetic(&small_ga(6), &mut Landscape { calls: 0 }, &mut NoObserver).unwrap();
+    let random = search(&cost, &space, None)
+        .random(
+            &RandomConfig { budget: ga.candidates.len(), per_generation: 20, top_k: 3, seed: 6 },
+            &mut Landscape { calls: 0 },
+            &mut NoObserver,
+        )
+        .unwrap();
+    let dir = scratch("report");
+    let out = shufflenas_search::report::write_outputs(&dir, &space, &[&ga, &random], "test run").unwrap();
+    let report = std::fs::read_to_string(&out.report).unwrap();
+    assert!(report.contains("| 1 |") && report.contains("genetic") && report.contains("random"), "{report}");
+    assert_eq!(out.best.len(), 3);
+    let best: Architecture = serde_json::from_str(&std::fs::read_to_string(&out.best[0]).unwrap()).unwrap();
+    assert_eq!(best, ga.best().arch);
+    space.validate(&best).unwrap();
+    for plot in &out.plots {
+        let svg = std::fs::read_to_string(plot).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains("<circle") && svg.contains("<text"), "{}", plot.display());
+    }
+    assert!(dir.join("genetic-evaluations.json").is_file() && dir.join("pareto.json").is_file());
+    let _ = std::fs::remove_dir_all(&dir);
+}
