@@ -25,12 +25,25 @@ pub enum DataFormat {
     Folder,
 }
 
+/// Which search space the data is searched in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SpaceArg {
+    /// The seed's space: the small-input preset (stem stride 1) for 32-pixel data,
+    /// the OneShot-S+ space otherwise.
+    Seed,
+    /// The seed's topology at a quarter of its widths (16–128 channels): fast on a CPU.
+    Tiny,
+}
+
 /// Where the data comes from and how it is batched.
 #[derive(Debug, Clone, Args)]
 pub struct DataArgs {
     /// Dataset format.
     #[arg(long, value_enum, default_value = "embedded")]
     pub format: DataFormat,
+    /// Search space.
+    #[arg(long, value_enum, default_value = "seed")]
+    pub space: SpaceArg,
     /// Dataset directory (not used by `embedded`).
     #[arg(long)]
     pub data: Option<PathBuf>,
@@ -49,6 +62,11 @@ pub struct DataArgs {
     /// Skip (and count) corrupt images of folder data instead of failing.
     #[arg(long)]
     pub skip_corrupt: bool,
+    /// Hold out the last N training images (IDX, CIFAR, embedded data) as the
+    /// architecture-search validation split, so that the test split stays unseen
+    /// until the final model is measured (0: search on the validation split).
+    #[arg(long, default_value_t = 0)]
+    pub holdout: usize,
 }
 
 /// Training and validation loaders with their image geometry.
@@ -57,23 +75,31 @@ pub struct Loaders {
     pub train: BatchLoader,
     /// Validation batches (in order, no augmentation).
     pub valid: BatchLoader,
+    /// Training images with the evaluation transform in a seeded random order, for BN
+    /// recalibration of search candidates.
+    pub recalibration: BatchLoader,
+    /// The split the search validates candidates on: the held-out training images
+    /// (`--holdout`), otherwise the validation split.
+    pub search_valid: BatchLoader,
     /// Image channels.
     pub channels: usize,
     /// Classes.
     pub classes: usize,
     /// Network input side.
     pub size: usize,
+    /// The chosen search space preset.
+    pub space: SpaceArg,
 }
 
 impl Loaders {
-    /// The seed's search space for this data: the small-input preset (stem stride 1)
-    /// for 32-pixel data, otherwise the OneShot-S+ space at the data's size; image
-    /// channels and classes from the data.
+    /// The search space for this data: `--space seed` is the small-input preset (stem
+    /// stride 1) for 32-pixel data and the OneShot-S+ space otherwise, `--space tiny`
+    /// the tiny preset; input size, image channels and classes from the data.
     pub fn search_space(&self) -> SearchSpace {
-        let base = if self.size == 32 {
-            SearchSpace::small_input(self.channels, self.classes)
-        } else {
-            SearchSpace::oneshot_plus()
+        let base = match (self.space, self.size) {
+            (SpaceArg::Tiny, _) => SearchSpace::tiny(self.channels, self.classes),
+            (SpaceArg::Seed, 32) => SearchSpace::small_input(self.channels, self.classes),
+            (SpaceArg::Seed, _) => SearchSpace::oneshot_plus(),
         };
         SearchSpace { input_size: self.size, input_channels: self.channels, num_classes: self.classes, ..base }
     }
@@ -97,15 +123,35 @@ impl DataArgs {
         let small = |train: InMemoryDataset, valid: InMemoryDataset, norm: Normalization| {
             let (channels, classes) = (train.channels(), train.num_classes());
             let train = limit(train, self.train_limit);
+            if self.holdout >= train.len() {
+                return Err(DataError::Empty(format!(
+                    "--holdout {} leaves no training images (the training split has {})",
+                    self.holdout,
+                    train.len()
+                )));
+            }
+            let kept = train.len() - self.holdout;
+            let held = train.subset((kept..train.len()).collect());
+            let train = train.subset((0..kept).collect());
             let valid = limit(valid, self.val_limit);
             let t = Transform::SmallTrain { size: 32, padding: 4, norm: norm.clone() };
             let v = Transform::SmallEval { size: 32, norm };
+            let valid = BatchLoader::new(Arc::new(valid), v.clone(), self.batch, seed)?.without_shuffle();
+            let search_valid = if self.holdout > 0 {
+                BatchLoader::new(Arc::new(held), v.clone(), self.batch, seed)?.without_shuffle()
+            } else {
+                valid.clone()
+            };
+            let train = Arc::new(train);
             Ok(Loaders {
-                train: BatchLoader::new(Arc::new(train), t, self.batch, seed)?.drop_last(),
-                valid: BatchLoader::new(Arc::new(valid), v, self.batch, seed)?.without_shuffle(),
+                recalibration: BatchLoader::new(train.clone(), v, self.batch, seed ^ 0x5eed)?,
+                train: BatchLoader::new(train, t, self.batch, seed)?.drop_last(),
+                valid,
+                search_valid,
                 channels,
                 classes,
                 size: 32,
+                space: self.space,
             })
         };
         match self.format {
@@ -125,6 +171,11 @@ impl DataArgs {
                 small(load_cifar100(&d, true)?, load_cifar100(&d, false)?, Normalization::cifar10())
             }
             DataFormat::Folder => {
+                if self.holdout > 0 {
+                    return Err(DataError::Empty(
+                        "--holdout is for IDX, CIFAR and embedded data; give folder data its own val/ split".into(),
+                    ));
+                }
                 let d = dir()?;
                 let options = ImageFolderOptions { skip_corrupt: self.skip_corrupt };
                 let train = ImageFolder::open(&d.join("train"), options)?;
@@ -134,12 +185,17 @@ impl DataArgs {
                 let size = self.image_size;
                 let t = Transform::ImageNetTrain { size, jitter: 0.4, lighting: 0.1, norm: norm.clone() };
                 let v = Transform::ImageNetEval { size, norm };
+                let train = Arc::new(train);
+                let valid = BatchLoader::new(Arc::new(valid), v.clone(), self.batch, seed)?.without_shuffle();
                 Ok(Loaders {
-                    train: BatchLoader::new(Arc::new(train), t, self.batch, seed)?.drop_last(),
-                    valid: BatchLoader::new(Arc::new(valid), v, self.batch, seed)?.without_shuffle(),
+                    recalibration: BatchLoader::new(train.clone(), v, self.batch, seed ^ 0x5eed)?,
+                    train: BatchLoader::new(train, t, self.batch, seed)?.drop_last(),
+                    search_valid: valid.clone(),
+                    valid,
                     channels: 3,
                     classes,
                     size,
+                    space: self.space,
                 })
             }
         }
