@@ -291,7 +291,9 @@ pub fn run_search(
     } else {
         let budget = genetic.candidates.len();
         let per_generation = config.population;
-        let random_config = RandomConfig { budget, per_generation, top_k: args.top_k, seed: args.search_seed };
+        // Its own random stream: random search draws its own first generation too.
+        let seed = args.search_seed ^ 0x5241_4e44;
+        let random_config = RandomConfig { budget, per_generation, top_k: args.top_k, seed };
         let start = Instant::now();
         let observer = &mut ProgressObserver::new("random", budget.div_ceil(per_generation));
         let result = search.random(&random_config, &mut evaluator, observer).map_err(|e| e.to_string())?;
