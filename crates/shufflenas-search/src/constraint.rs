@@ -298,9 +298,13 @@ impl CostModel {
     }
 }
 
-/// `1.23M`-style text for large values, plain for small ones.
+/// `1.23M` / `0.068M`-style text for counts, plain for small values (scores, ms).
 pub fn human(value: f64) -> String {
-    if value.abs() >= 1e5 { format!("{:.2}M", value / 1e6) } else { format!("{value:.3}") }
+    match value.abs() {
+        v if v >= 1e6 => format!("{:.2}M", value / 1e6),
+        v if v >= 1e3 => format!("{:.3}M", value / 1e6),
+        _ => format!("{value:.3}"),
+    }
 }
 
 #[cfg(test)]
