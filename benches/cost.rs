@@ -1,5 +1,6 @@
 //! Analytic cost of a genome: the search filters every candidate with it, so it must
-//! reach ≥ 1M evaluations per second on one core.
+//! reach ≥ 1M evaluations per second on one core (`cost_table_*`), constraints
+//! included (`constraint_filter_*`).
 //!
 //!     cargo bench --bench cost
 
@@ -7,6 +8,7 @@ use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_mai
 use rand::SeedableRng;
 use shufflenas::micronet_score::Convention;
 use shufflenas::model::{Architecture, CostTable, SearchSpace, cost};
+use shufflenas::search::{Constraints, CostModel};
 
 fn cost_table(c: &mut Criterion) {
     let space = SearchSpace::oneshot_plus();
@@ -23,6 +25,13 @@ fn cost_table(c: &mut Criterion) {
             }
             flops
         })
+    });
+    // What the search runs on every candidate: the cost (with the score) and the caps.
+    let model = CostModel { table: table.clone(), latency: None };
+    let caps =
+        Constraints { max_flops: Some(600e6), max_params: Some(4e6), max_score: Some(1.1), ..Constraints::default() };
+    group.bench_function("constraint_filter_1024_genomes", |b| {
+        b.iter(|| genomes.iter().filter(|arch| model.cost(arch).is_ok_and(|cost| caps.allows(&cost))).count())
     });
     group.finish();
     c.bench_function("cost/op_list_one_genome", |b| {
