@@ -144,6 +144,7 @@ fn run(args: Args) -> Result<(), String> {
         dir: supernet_dir.clone(),
         model_id: format!("quickstart-supernet|{}", serde_json::to_string(&space).unwrap_or_default()),
         stop_after: None,
+        on_step: None,
     };
     let (supernet, supernet_history) = trainer
         .fit(supernet, &device, true, &mut log_epoch(&supernet_dir, args.supernet_epochs))
@@ -178,6 +179,7 @@ fn run(args: Args) -> Result<(), String> {
         dir: subnet_dir.clone(),
         model_id: format!("quickstart-subnet|{}", best.arch),
         stop_after: None,
+        on_step: None,
     };
     let (_, subnet_history) =
         trainer.fit(net, &device, true, &mut log_epoch(&subnet_dir, args.subnet_epochs)).map_err(|e| e.to_string())?;

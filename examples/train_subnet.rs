@@ -3,6 +3,10 @@
 //!     cargo run --release --example train_subnet -- --arch oneshot-s+ --epochs 5
 //!     cargo run --release --example train_subnet -- --format idx --data /usr/share/datasets/fashion-mnist \
 //!       --arch oneshot-s+ --epochs 30 --batch 128 --lr 0.2 --out runs/fmnist-oneshot
+//!     # mixup, and distillation from the run above (same data, same --arch by default)
+//!     cargo run --release --example train_subnet -- --format idx --data /usr/share/datasets/fashion-mnist \
+//!       --arch oneshot-s+ --epochs 30 --batch 128 --lr 0.2 --mixup 0.2 \
+//!       --teacher runs/fmnist-oneshot --distill-weight 0.5 --distill-temperature 4 --out runs/fmnist-distilled
 //!
 //! Data: `--format embedded` (default, no files), `idx`, `cifar10`, `cifar100`, `folder`.
 
@@ -10,13 +14,13 @@ use std::process::ExitCode;
 
 use burn::prelude::*;
 use clap::Parser;
-use shufflenas::backend::{self, Training};
+use shufflenas::backend::{self, Inference, Training};
 use shufflenas::cli::architecture_for;
 use shufflenas::data_args::DataArgs;
 use shufflenas::model::Layout;
 use shufflenas::model::nn::ShuffleNasNetConfig;
-use shufflenas::train::trainer::Trainer;
-use shufflenas::train_args::{TrainArgs, append_csv, epoch_line};
+use shufflenas::train::trainer::{EpochMetrics, StepInfo, Trainer};
+use shufflenas::train_args::{DistillArgs, StepProgress, TrainArgs, append_csv, epoch_line, load_subnet};
 
 /// Train a ShuffleNAS subnet from scratch.
 #[derive(Debug, Parser)]
@@ -34,6 +38,9 @@ struct Args {
     /// Hyper-parameters.
     #[command(flatten)]
     train: TrainArgs,
+    /// Knowledge distillation.
+    #[command(flatten)]
+    distill: DistillArgs,
 }
 
 fn main() -> ExitCode {
@@ -53,15 +60,39 @@ fn run(args: Args) -> Result<(), String> {
     Training::seed(&device, args.train.seed);
     let net =
         ShuffleNasNetConfig::new(space.clone(), arch.clone()).init::<Training>(&device).map_err(|e| e.to_string())?;
+    let mut config = args.train.config(3e-5);
+    config.distill = args.distill.distillation();
+    config.check().map_err(|e| e.to_string())?;
+    let teacher = match &args.distill.teacher {
+        Some(path) => {
+            let teacher_arch = match &args.distill.teacher_arch {
+                Some(spec) => architecture_for(&space, spec).map_err(|e| format!("--teacher-arch: {e}"))?,
+                None => arch.clone(),
+            };
+            let net = load_subnet::<Inference>(path, &space, &teacher_arch, &device)
+                .map_err(|e| format!("cannot use the teacher: {e}"))?;
+            Some((net, teacher_arch, path))
+        }
+        None => None,
+    };
     let dir = args.train.run_dir("subnet");
+    let mut model_id = format!("{}|{}", serde_json::to_string(&space).unwrap_or_default(), arch);
+    if let Some((_, teacher_arch, path)) = &teacher {
+        // Resuming must use the same teacher, however its path is written.
+        let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        model_id.push_str(&format!("|teacher {teacher_arch} from {}", path.display()));
+    }
+    let progress = StepProgress::new();
+    let show_step = |s: &StepInfo| progress.update(s);
     let trainer = Trainer {
-        config: args.train.config(3e-5),
+        config,
         train: &loaders.train,
         valid: Some(&loaders.valid),
         sampler: None,
         dir: dir.clone(),
-        model_id: format!("{}|{}", serde_json::to_string(&space).unwrap_or_default(), arch),
+        model_id,
         stop_after: None,
+        on_step: Some(&show_step),
     };
     println!(
         "training {arch} ({} trainable params) on {} images, {} validation, backend {}, run dir {}",
@@ -71,15 +102,26 @@ fn run(args: Args) -> Result<(), String> {
         backend::NAME,
         dir.display()
     );
+    if let (Some((_, teacher_arch, path)), Some(d)) = (&teacher, trainer.config.distill) {
+        println!(
+            "distilling from {teacher_arch} ({}): weight {}, temperature {}",
+            path.display(),
+            d.weight,
+            d.temperature
+        );
+    }
     let epochs = args.train.epochs;
-    let (_, history) = trainer
-        .fit(net, &device, args.train.resume, &mut |m| {
-            println!("{}", epoch_line(m, epochs));
-            if let Err(e) = append_csv(&dir, m) {
-                eprintln!("warning: cannot write metrics.csv: {e}");
-            }
-        })
-        .map_err(|e| e.to_string())?;
+    let mut on_epoch = |m: &EpochMetrics| {
+        println!("{}", epoch_line(m, epochs));
+        if let Err(e) = append_csv(&dir, m) {
+            eprintln!("warning: cannot write metrics.csv: {e}");
+        }
+    };
+    let fitted = match &teacher {
+        Some((teacher, _, _)) => trainer.fit_with_teacher(net, teacher, &device, args.train.resume, &mut on_epoch),
+        None => trainer.fit(net, &device, args.train.resume, &mut on_epoch),
+    };
+    let (_, history) = fitted.map_err(|e| e.to_string())?;
     if let Some(last) = history.last() {
         println!(
             "done: val top-1 {:.2}%, top-5 {:.2}% after {} epochs; checkpoints in {}",

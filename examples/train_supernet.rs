@@ -15,8 +15,8 @@ use shufflenas::data_args::DataArgs;
 use shufflenas::model::nn::SupernetConfig;
 use shufflenas::train::sampler::{CostBox, PathSampler, Sampling};
 use shufflenas::train::schedule::ChannelSchedule;
-use shufflenas::train::trainer::Trainer;
-use shufflenas::train_args::{TrainArgs, append_csv, epoch_line};
+use shufflenas::train::trainer::{StepInfo, Trainer};
+use shufflenas::train_args::{StepProgress, TrainArgs, append_csv, epoch_line};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ChannelMode {
@@ -81,6 +81,8 @@ fn run(args: Args) -> Result<(), String> {
         .init::<Training>(&device)
         .map_err(|e| e.to_string())?;
     let dir = args.train.run_dir("supernet");
+    let progress = StepProgress::new();
+    let show_step = |s: &StepInfo| progress.update(s);
     let trainer = Trainer {
         config: args.train.config(4e-5),
         train: &loaders.train,
@@ -94,6 +96,7 @@ fn run(args: Args) -> Result<(), String> {
             sampling
         ),
         stop_after: None,
+        on_step: Some(&show_step),
     };
     println!(
         "training the supernet ({} trainable params) on {} images, backend {}, run dir {}",

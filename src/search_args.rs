@@ -351,6 +351,7 @@ pub fn ranking_check(
             dir: dir.join(format!("ranking-{n}")),
             model_id: format!("ranking|{arch}"),
             stop_after: None,
+            on_step: None,
         };
         let (_, history) = trainer.fit(net, device, true, &mut |_| {}).map_err(|e| e.to_string())?;
         let standalone = history.last().and_then(|m| m.val_top1).unwrap_or(0.0);

@@ -1,9 +1,17 @@
 //! Training flags and progress output shared by the training examples.
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::prelude::*;
+use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use clap::Args;
-use shufflenas_train::trainer::{EpochMetrics, TrainConfig};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use shufflenas_model::nn::{ShuffleNasNet, ShuffleNasNetConfig};
+use shufflenas_model::{Architecture, SearchSpace};
+use shufflenas_train::distill::Distillation;
+use shufflenas_train::trainer::{EpochMetrics, StepInfo, TrainConfig};
 
 /// Hyper-parameters (the seed's recipe; defaults scaled for small data on a CPU).
 #[derive(Debug, Clone, Args)]
@@ -26,6 +34,10 @@ pub struct TrainArgs {
     /// Label smoothing.
     #[arg(long, default_value_t = 0.1)]
     pub label_smoothing: f32,
+    /// Mixup α (as timm's --mixup): each batch is blended with a shuffled copy of
+    /// itself with weight λ ~ Beta(α, α), labels likewise; 0 turns it off.
+    #[arg(long, default_value_t = 0.0)]
+    pub mixup: f64,
     /// Seed of weights, data order, augmentation and paths.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -50,6 +62,7 @@ impl TrainArgs {
             weight_decay: self.weight_decay.unwrap_or(default_decay),
             momentum: self.momentum,
             label_smoothing: self.label_smoothing,
+            mixup_alpha: self.mixup,
             seed: self.seed,
             checkpoint_every: self.checkpoint_every,
             ..TrainConfig::default()
@@ -62,6 +75,171 @@ impl TrainArgs {
             let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
             PathBuf::from("runs").join(format!("{job}-{secs}"))
         })
+    }
+}
+
+/// Knowledge distillation from a trained subnet (train_subnet).
+#[derive(Debug, Clone, Args)]
+pub struct DistillArgs {
+    /// Teacher checkpoint: a train_subnet run directory (its latest checkpoint), a
+    /// checkpoint folder or a model.mpk file, trained on the same data.
+    #[arg(long)]
+    pub teacher: Option<PathBuf>,
+    /// Genome of the teacher (preset, JSON genome file or BLOCKS;CHANNELS; default: --arch).
+    #[arg(long, requires = "teacher")]
+    pub teacher_arch: Option<String>,
+    /// Weight w of the distillation term: (1 − w)·CE + w·T²·KL(teacher ‖ student) [default: 0.5].
+    #[arg(long, requires = "teacher")]
+    pub distill_weight: Option<f64>,
+    /// Softmax temperature T of the distillation term [default: 4].
+    #[arg(long, requires = "teacher")]
+    pub distill_temperature: Option<f64>,
+}
+
+impl DistillArgs {
+    /// The distillation settings when a teacher is given.
+    pub fn distillation(&self) -> Option<Distillation> {
+        let default = Distillation::default();
+        self.teacher.as_ref().map(|_| Distillation {
+            weight: self.distill_weight.unwrap_or(default.weight),
+            temperature: self.distill_temperature.unwrap_or(default.temperature),
+        })
+    }
+}
+
+/// Loads a fixed network of `space` and `arch` from a checkpoint: a trainer run
+/// directory (its `latest.json`), a checkpoint folder or a `model.mpk` file.
+///
+/// # Errors
+/// A message naming the file when it is missing or unreadable, or when its tensors do
+/// not fit `arch` in `space` (another genome, layout, width or number of classes).
+pub fn load_subnet<B: Backend>(
+    path: &Path,
+    space: &SearchSpace,
+    arch: &Architecture,
+    device: &B::Device,
+) -> Result<ShuffleNasNet<B>, String> {
+    let file = resolve_checkpoint(path)?;
+    let fresh = ShuffleNasNetConfig::new(space.clone(), arch.clone()).init::<B>(device).map_err(|e| e.to_string())?;
+    let expected = shapes(&fresh);
+    let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+    let record = Recorder::<B>::load(&recorder, file.with_extension(""), device)
+        .map_err(|e| format!("{}: {e}", file.display()))?;
+    let mismatch = |detail: String| {
+        format!(
+            "{} does not hold a network of genome {arch} in this search space ({detail}); was it trained with \
+             another --arch or on other data?",
+            file.display()
+        )
+    };
+    // Burn asserts (panics) when a record's lists of layers have other lengths than the
+    // module's, as with another block choice: turn that into an error.
+    let loaded = quietly_catch_panic(|| fresh.load_record(record))
+        .map_err(|_| mismatch("its blocks have other layers than this genome's".into()))?;
+    let got = shapes(&loaded);
+    if got != expected {
+        let first = expected.iter().zip(&got).position(|(a, b)| a != b).unwrap_or(expected.len().min(got.len()));
+        return Err(mismatch(format!(
+            "{} tensors in the file, {} expected; first difference at tensor {first}: {:?} in the file, {:?} expected",
+            got.len(),
+            expected.len(),
+            got.get(first),
+            expected.get(first)
+        )));
+    }
+    Ok(loaded)
+}
+
+fn resolve_checkpoint(path: &Path) -> Result<PathBuf, String> {
+    let missing = |p: &Path| format!("{}: no such checkpoint", p.display());
+    if path.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    if !path.is_dir() {
+        return Err(missing(path));
+    }
+    let latest = path.join("latest.json");
+    let folder = if latest.is_file() {
+        let text = std::fs::read_to_string(&latest).map_err(|e| format!("{}: {e}", latest.display()))?;
+        let name: String = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", latest.display()))?;
+        path.join(name)
+    } else {
+        path.to_path_buf()
+    };
+    let model = folder.join("model.mpk");
+    if model.is_file() { Ok(model) } else { Err(missing(&model)) }
+}
+
+/// Runs `f`, turning a panic into an error without printing it.
+fn quietly_catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, ()> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(hook);
+    result.map_err(|_| ())
+}
+
+/// Shapes of every float tensor of a module, in visiting order.
+fn shapes<B: Backend, M: Module<B>>(module: &M) -> Vec<Vec<usize>> {
+    struct Shapes(Vec<Vec<usize>>);
+    impl<B: Backend> ModuleVisitor<B> for Shapes {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            self.0.push(param.val().dims().to_vec());
+        }
+    }
+    let mut visitor = Shapes(Vec::new());
+    module.visit(&mut visitor);
+    visitor.0
+}
+
+/// A progress bar over each epoch's steps with the running loss, images/s and LR, for
+/// [`Trainer::on_step`](shufflenas_train::trainer::Trainer::on_step). It is drawn on
+/// stdout and hidden when stdout is not a terminal, so logs keep only the per-epoch
+/// lines; it is cleared after each epoch's last step, before that epoch's line.
+#[derive(Default)]
+pub struct StepProgress {
+    bar: RefCell<Option<ProgressBar>>,
+}
+
+impl StepProgress {
+    /// No bar yet: the first step draws one.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Shows step `s`.
+    pub fn update(&self, s: &StepInfo) {
+        let mut bar = self.bar.borrow_mut();
+        if s.step <= 1 || bar.is_none() {
+            if let Some(old) = bar.take() {
+                old.finish_and_clear();
+            }
+            let new = ProgressBar::with_draw_target(Some(s.steps_per_epoch as u64), ProgressDrawTarget::stdout());
+            new.set_style(
+                ProgressStyle::with_template("{prefix} [{bar:20}] {pos}/{len} {msg} {elapsed}<{eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            new.set_prefix(format!("epoch {}/{}", s.epoch + 1, s.epochs));
+            *bar = Some(new);
+        }
+        if let Some(current) = bar.as_ref() {
+            current.set_message(format!("loss {:.4}, {:.1} img/s, lr {:.4}", s.mean_loss, s.images_per_s, s.lr));
+            current.set_position(s.step as u64);
+        }
+        if s.step >= s.steps_per_epoch
+            && let Some(done) = bar.take()
+        {
+            done.finish_and_clear();
+        }
+    }
+}
+
+impl Drop for StepProgress {
+    /// Clears a bar left by an interrupted epoch (e.g. a non-finite loss).
+    fn drop(&mut self) {
+        if let Some(bar) = self.bar.get_mut().take() {
+            bar.finish_and_clear();
+        }
     }
 }
 
@@ -104,4 +282,72 @@ pub fn append_csv(dir: &Path, m: &EpochMetrics) -> std::io::Result<()> {
         m.lr,
         m.seconds
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::Flex;
+
+    use super::*;
+
+    fn dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("shufflenas-teacher-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    // A teacher must load exactly as saved, and a wrong path or genome must be an error
+    // that names the file, never a panic.
+    #[test]
+    fn a_teacher_loads_from_a_run_directory_and_mismatches_are_errors() {
+        let device = Default::default();
+        let space = SearchSpace::tiny(1, 10);
+        let arch = Architecture::random_seeded(&space, 1);
+        let net = ShuffleNasNetConfig::new(space.clone(), arch.clone()).init::<Flex>(&device).unwrap();
+        // Parameters are drawn on first use: draw them before cloning for the save.
+        let _ = shapes(&net);
+        let run = dir("run");
+        let folder = run.join("checkpoint-0003");
+        std::fs::create_dir_all(&folder).unwrap();
+        let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+        net.clone().save_file(folder.join("model"), &recorder).unwrap();
+        std::fs::write(run.join("latest.json"), "\"checkpoint-0003\"").unwrap();
+
+        let loaded = load_subnet::<Flex>(&run, &space, &arch, &device).unwrap();
+        let values = |m: &ShuffleNasNet<Flex>| -> Vec<f32> {
+            let x = Tensor::<Flex, 4>::ones([1, 1, 32, 32], &device);
+            m.forward(x).into_data().into_vec().unwrap()
+        };
+        assert_eq!(values(&loaded), values(&net));
+
+        let err = load_subnet::<Flex>(&run.join("nowhere"), &space, &arch, &device).unwrap_err();
+        assert!(err.contains("no such checkpoint"), "{err}");
+        for seed in 2..6 {
+            let other = Architecture::random_seeded(&space, seed);
+            if other == arch {
+                continue;
+            }
+            let err = load_subnet::<Flex>(&run, &space, &other, &device).unwrap_err();
+            assert!(err.contains("model.mpk") && err.contains("does not hold"), "{err}");
+        }
+        // Same blocks, other widths: the layers line up but the tensor shapes do not.
+        let text = arch.to_string();
+        let (blocks, channels) = text.split_once(';').unwrap();
+        let narrower: Vec<String> =
+            channels.split(',').map(|c| (c.parse::<usize>().unwrap().saturating_sub(1)).max(1).to_string()).collect();
+        let other: Architecture = format!("{blocks};{}", narrower.join(",")).parse().unwrap();
+        assert_ne!(other, arch);
+        let err = load_subnet::<Flex>(&run, &space, &other, &device).unwrap_err();
+        assert!(err.contains("first difference at tensor"), "{err}");
+        let _ = std::fs::remove_dir_all(run);
+    }
+
+    #[test]
+    fn distillation_flags_apply_only_with_a_teacher() {
+        let none = DistillArgs { teacher: None, teacher_arch: None, distill_weight: None, distill_temperature: None };
+        assert_eq!(none.distillation(), None);
+        let some = DistillArgs { teacher: Some("runs/t".into()), distill_weight: Some(0.3), ..none };
+        assert_eq!(some.distillation(), Some(Distillation { weight: 0.3, temperature: 4.0 }));
+    }
 }

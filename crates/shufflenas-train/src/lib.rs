@@ -8,7 +8,9 @@
 #![allow(clippy::single_range_in_vec_init)]
 
 pub mod data;
+pub mod distill;
 pub mod io;
+pub mod mixup;
 pub mod optim;
 pub mod recalibrate;
 pub mod sampler;

@@ -7,6 +7,10 @@
 //! a temporary name and renamed when complete, and `latest.json` is replaced
 //! atomically, so an interruption never leaves a half-written checkpoint as the latest;
 //! the previous one is kept.
+//!
+//! Optional extras: mixup ([`TrainConfig::mixup_alpha`]), knowledge distillation from a
+//! teacher ([`TrainConfig::distill`], [`Trainer::fit_with_teacher`]) and a per-step
+//! callback for progress bars ([`Trainer::on_step`]).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -23,11 +27,17 @@ use shufflenas_model::nn::{ShuffleNasNet, Supernet};
 use shufflenas_model::{NetworkPlan, SpaceError};
 
 use crate::data::{BatchLoader, DataError};
+use crate::distill::{Distillation, Teacher, distillation_kl, soft_targets};
+use crate::mixup::MixPlan;
 use crate::optim::SliceSgdConfig;
 use crate::sampler::{PathSampler, SamplerError};
 use crate::schedule::WarmupCosineLr;
 
 /// Hyper-parameters of a training run (the seed's defaults, scaled to small data).
+///
+/// The JSON form is part of a run's fingerprint (resume refuses another configuration).
+/// Options added later are left out of it while they are off, so runs written before
+/// they existed still resume.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainConfig {
     /// Epochs.
@@ -50,6 +60,37 @@ pub struct TrainConfig {
     pub recalibration_images: usize,
     /// Paths evaluated per supernet validation.
     pub validation_paths: usize,
+    /// Mixup α: each batch is blended with a permutation of itself with weight
+    /// λ ~ Beta(α, α) (see [`crate::mixup`]). 0 turns it off; timm uses 0.2–0.8.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub mixup_alpha: f64,
+    /// Knowledge distillation from a teacher (see [`crate::distill`]); needs
+    /// [`Trainer::fit_with_teacher`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub distill: Option<Distillation>,
+}
+
+fn is_zero(value: &f64) -> bool {
+    *value == 0.0
+}
+
+impl TrainConfig {
+    /// Checks the options that can be out of range.
+    ///
+    /// # Errors
+    /// [`TrainError::Config`] naming the first bad option.
+    pub fn check(&self) -> Result<(), TrainError> {
+        if !(self.mixup_alpha.is_finite() && self.mixup_alpha >= 0.0) {
+            return Err(TrainError::Config(format!(
+                "mixup alpha must be 0 (off) or positive, got {}",
+                self.mixup_alpha
+            )));
+        }
+        if let Some(problem) = self.distill.as_ref().and_then(Distillation::problem) {
+            return Err(TrainError::Config(problem));
+        }
+        Ok(())
+    }
 }
 
 impl Default for TrainConfig {
@@ -65,6 +106,8 @@ impl Default for TrainConfig {
             checkpoint_every: 1,
             recalibration_images: 1000,
             validation_paths: 2,
+            mixup_alpha: 0.0,
+            distill: None,
         }
     }
 }
@@ -88,6 +131,29 @@ pub struct EpochMetrics {
     pub lr: f64,
     /// Wall time of the epoch in seconds.
     pub seconds: f64,
+}
+
+/// Progress within an epoch, reported after every optimizer step.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepInfo {
+    /// Epoch (0-based).
+    pub epoch: usize,
+    /// Epochs of the whole run.
+    pub epochs: usize,
+    /// Steps done in this epoch (1 after the first step).
+    pub step: usize,
+    /// Steps per epoch.
+    pub steps_per_epoch: usize,
+    /// Steps done in the whole run, this one included.
+    pub global_step: u64,
+    /// Loss of this step.
+    pub loss: f64,
+    /// Mean loss of the epoch so far.
+    pub mean_loss: f64,
+    /// Training images per second in this epoch so far.
+    pub images_per_s: f64,
+    /// Learning rate this step used.
+    pub lr: f64,
 }
 
 /// Errors of training.
@@ -124,6 +190,9 @@ pub enum TrainError {
         /// What went wrong.
         reason: String,
     },
+    /// An option out of range, or distillation without a teacher (or the reverse).
+    #[error("invalid training configuration: {0}")]
+    Config(String),
     /// A supernet trained or evaluated without a path sampler.
     #[error("a supernet needs a path sampler to train or validate")]
     MissingPath,
@@ -203,6 +272,8 @@ pub struct Trainer<'a> {
     /// Stop after this many epochs in total (as if the process were killed right after
     /// that epoch's checkpoint); `None` trains to the end.
     pub stop_after: Option<usize>,
+    /// Called after every optimizer step (e.g. to draw a progress bar); `None`: silent.
+    pub on_step: Option<&'a dyn Fn(&StepInfo)>,
 }
 
 impl Trainer<'_> {
@@ -219,7 +290,9 @@ impl Trainer<'_> {
     /// when `resume` is set (and one exists). `on_epoch` sees each epoch's metrics.
     ///
     /// # Errors
-    /// [`TrainError`]: data, checkpoint, incompatible resume, non-finite loss.
+    /// [`TrainError`]: data, checkpoint, incompatible resume, non-finite loss, bad
+    /// options ([`TrainError::Config`], also when `config.distill` is set: distillation
+    /// needs [`Trainer::fit_with_teacher`]).
     pub fn fit<B, M>(
         &self,
         model: M,
@@ -232,6 +305,55 @@ impl Trainer<'_> {
         M: TrainNet<B>,
         M::InnerModule: ValidNet<B::InnerBackend>,
     {
+        self.run(model, None, device, resume, on_epoch)
+    }
+
+    /// [`Trainer::fit`] with knowledge distillation from `teacher` (a trained network
+    /// on the inference backend, run in inference mode), weighted as `config.distill`
+    /// says. The teacher is not part of the checkpoint: give the same one on resume.
+    ///
+    /// # Errors
+    /// As [`Trainer::fit`]; [`TrainError::Config`] when `config.distill` is `None`.
+    pub fn fit_with_teacher<B, M>(
+        &self,
+        model: M,
+        teacher: &dyn Teacher<B::InnerBackend>,
+        device: &B::Device,
+        resume: bool,
+        on_epoch: &mut dyn FnMut(&EpochMetrics),
+    ) -> Result<(M, Vec<EpochMetrics>), TrainError>
+    where
+        B: AutodiffBackend,
+        M: TrainNet<B>,
+        M::InnerModule: ValidNet<B::InnerBackend>,
+    {
+        self.run(model, Some(teacher), device, resume, on_epoch)
+    }
+
+    fn run<B, M>(
+        &self,
+        model: M,
+        teacher: Option<&dyn Teacher<B::InnerBackend>>,
+        device: &B::Device,
+        resume: bool,
+        on_epoch: &mut dyn FnMut(&EpochMetrics),
+    ) -> Result<(M, Vec<EpochMetrics>), TrainError>
+    where
+        B: AutodiffBackend,
+        M: TrainNet<B>,
+        M::InnerModule: ValidNet<B::InnerBackend>,
+    {
+        self.config.check()?;
+        let distill = match (self.config.distill, teacher) {
+            (Some(d), Some(teacher)) => Some((d, teacher)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(TrainError::Config("distillation is configured but no teacher was given".into()));
+            }
+            (None, Some(_)) => {
+                return Err(TrainError::Config("a teacher was given but distillation is not configured".into()));
+            }
+        };
         std::fs::create_dir_all(&self.dir).map_err(|e| checkpoint_error(&self.dir, e))?;
         let steps_per_epoch = self.train.batches_per_epoch();
         let mut lr = WarmupCosineLr::new(
@@ -276,9 +398,24 @@ impl Trainer<'_> {
             B::seed(device, self.config.seed ^ (epoch as u64 + 1).wrapping_mul(0x2545_F491_4F6C_DD1D));
             let start = Instant::now();
             let (mut loss_sum, mut seen, mut correct) = (0.0, 0usize, 0usize);
-            for batch in self.train.epoch(epoch) {
+            for (step, batch) in self.train.epoch(epoch).enumerate() {
                 let batch = batch?;
-                let (x, y) = batch.to_tensors::<B>(device);
+                let n = batch.labels.len();
+                let mix = (self.config.mixup_alpha > 0.0)
+                    .then(|| MixPlan::draw(self.config.mixup_alpha, self.config.seed, state.global_step, n));
+                let (x, y) = match &mix {
+                    Some(mix) => mix.mix_images(&batch).to_tensors::<B>(device),
+                    None => batch.to_tensors::<B>(device),
+                };
+                // The teacher sees the same (mixed) images, without gradient; a zero
+                // weight skips it, so w = 0 is exactly plain training.
+                let soft = match distill {
+                    Some((d, teacher)) if d.weight > 0.0 => {
+                        let targets = soft_targets(teacher.teacher_logits(x.clone().inner()), d.temperature);
+                        Some((d, Tensor::<B, 2>::from_inner(targets)))
+                    }
+                    _ => None,
+                };
                 let plan = match self.sampler {
                     Some(sampler) => {
                         let arch = sampler.sample(epoch, state.global_step)?;
@@ -287,7 +424,22 @@ impl Trainer<'_> {
                     None => None,
                 };
                 let logits = model.train_logits(x, plan.as_ref())?;
-                let loss = loss_fn.forward(logits.clone(), y);
+                let hard = match &mix {
+                    Some(mix) => {
+                        let partner = mix.partner_labels(&batch.labels);
+                        let partner = Tensor::from_data(TensorData::new(partner, [n]), device);
+                        loss_fn.forward(logits.clone(), y).mul_scalar(mix.lambda)
+                            + loss_fn.forward(logits.clone(), partner).mul_scalar(1.0 - mix.lambda)
+                    }
+                    None => loss_fn.forward(logits.clone(), y),
+                };
+                let loss = match soft {
+                    Some((d, targets)) => {
+                        let kl = distillation_kl(logits.clone(), targets, d.temperature);
+                        hard.mul_scalar(1.0 - d.weight) + kl.mul_scalar(d.weight * d.temperature * d.temperature)
+                    }
+                    None => hard,
+                };
                 let loss_value = loss.clone().into_scalar().elem::<f64>();
                 if !loss_value.is_finite() {
                     return Err(TrainError::NonFinite {
@@ -300,11 +452,26 @@ impl Trainer<'_> {
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
                 let rate = lr.step();
                 model = optim.step(rate, model, grads);
-                let n = batch.labels.len();
                 loss_sum += loss_value * n as f64;
                 seen += n;
-                correct += correct_counts(logits, &batch.labels).0;
+                correct += match &mix {
+                    Some(mix) => correct_counts(logits, &mix.dominant_labels(&batch.labels)).0,
+                    None => correct_counts(logits, &batch.labels).0,
+                };
                 state.global_step += 1;
+                if let Some(on_step) = self.on_step {
+                    on_step(&StepInfo {
+                        epoch,
+                        epochs: self.config.epochs,
+                        step: step + 1,
+                        steps_per_epoch,
+                        global_step: state.global_step,
+                        loss: loss_value,
+                        mean_loss: loss_sum / seen.max(1) as f64,
+                        images_per_s: seen as f64 / start.elapsed().as_secs_f64().max(1e-9),
+                        lr: rate,
+                    });
+                }
             }
             let seconds = start.elapsed().as_secs_f64();
             let (val_top1, val_top5) = match self.valid {
@@ -466,5 +633,43 @@ impl<B: Backend> ValidNet<B> for ShuffleNasNet<B> {
     fn accuracy(&self, data: &BatchLoader, _path: Option<&NetworkPlan>) -> Result<(f64, f64), TrainError> {
         let device = self.stem.conv.weight.device();
         accuracy_with(data, &device, |x| self.forward(x))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Runs written before mixup and distillation existed must still resume: with both
+    // off, the configuration's JSON (part of the fingerprint) is what it was, and the old
+    // JSON still reads.
+    #[test]
+    fn options_that_are_off_leave_the_fingerprint_as_before() {
+        let old = concat!(
+            r#"{"epochs":10,"lr":0.1,"warmup_epochs":1,"weight_decay":0.00004,"momentum":0.9,"label_smoothing":0.1,"#,
+            r#""seed":0,"checkpoint_every":1,"recalibration_images":1000,"validation_paths":2}"#
+        );
+        assert_eq!(serde_json::to_string(&TrainConfig::default()).unwrap(), old);
+        let read: TrainConfig = serde_json::from_str(old).unwrap();
+        assert_eq!(read, TrainConfig::default());
+
+        let on = TrainConfig {
+            mixup_alpha: 0.2,
+            distill: Some(Distillation { weight: 0.5, temperature: 2.0 }),
+            ..TrainConfig::default()
+        };
+        let json = serde_json::to_string(&on).unwrap();
+        assert!(json.contains("\"mixup_alpha\":0.2") && json.contains("\"temperature\":2.0"), "{json}");
+        assert_eq!(serde_json::from_str::<TrainConfig>(&json).unwrap(), on);
+    }
+
+    #[test]
+    fn out_of_range_options_are_refused() {
+        let bad_alpha = TrainConfig { mixup_alpha: -0.1, ..TrainConfig::default() };
+        assert!(matches!(bad_alpha.check(), Err(TrainError::Config(m)) if m.contains("mixup")));
+        let bad_weight =
+            TrainConfig { distill: Some(Distillation { weight: 2.0, temperature: 1.0 }), ..TrainConfig::default() };
+        assert!(matches!(bad_weight.check(), Err(TrainError::Config(m)) if m.contains("weight")));
+        assert!(TrainConfig { mixup_alpha: 0.4, ..TrainConfig::default() }.check().is_ok());
     }
 }

@@ -1,17 +1,20 @@
 //! Training end to end on tiny configurations: exact resume, non-finite loss handling,
-//! incompatible checkpoints, and a supernet whose loss falls.
+//! incompatible checkpoints, a supernet whose loss falls, mixup, distillation and the
+//! per-step callback.
 
+use std::cell::Cell;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use burn::backend::{Autodiff, Flex};
 use burn::prelude::*;
-use shufflenas_model::nn::{ShuffleNasNetConfig, SupernetConfig};
+use shufflenas_model::nn::{ShuffleNasNet, ShuffleNasNetConfig, SupernetConfig};
 use shufflenas_model::{Architecture, SearchSpace};
 use shufflenas_train::data::{BatchLoader, ImageDataset, Normalization, Transform, embedded_fashion_mnist};
+use shufflenas_train::distill::{Distillation, Teacher, distillation_kl, soft_targets};
 use shufflenas_train::sampler::{PathSampler, Sampling};
 use shufflenas_train::schedule::ChannelSchedule;
-use shufflenas_train::trainer::{TrainConfig, TrainError, Trainer};
+use shufflenas_train::trainer::{StepInfo, TrainConfig, TrainError, Trainer};
 
 type B = Autodiff<Flex>;
 
@@ -84,6 +87,7 @@ fn supernet_resume_is_bit_identical_to_a_straight_run() {
         dir,
         model_id: "tiny supernet".into(),
         stop_after,
+        on_step: None,
     };
     let straight_dir = run_dir("straight");
     let (straight, history) = trainer(straight_dir.clone(), None).fit(make(), &device, false, &mut |_| {}).unwrap();
@@ -133,6 +137,7 @@ fn a_diverging_run_stops_with_the_step_and_keeps_the_checkpoint() {
         dir: dir.clone(),
         model_id: arch.to_string(),
         stop_after: Some(1),
+        on_step: None,
     };
     good.fit(make(), &device, false, &mut |_| {}).unwrap();
     let diverging = Trainer { config: TrainConfig { epochs: 3, lr: 1e18, ..config() }, stop_after: None, ..good };
@@ -164,8 +169,217 @@ fn a_fixed_net_learns_on_the_embedded_data() {
         dir: run_dir("learn"),
         model_id: arch.to_string(),
         stop_after: None,
+        on_step: None,
     };
     let (_, history) = trainer.fit(net, &device, false, &mut |_| {}).unwrap();
     assert!(history[2].train_loss < history[0].train_loss, "{history:?}");
     let _ = std::fs::remove_dir_all(&trainer.dir);
+}
+
+/// A fixed-net trainer over `train` with no validation and no callback.
+fn fixed_trainer<'a>(train: &'a BatchLoader, config: TrainConfig, dir: PathBuf, arch: &Architecture) -> Trainer<'a> {
+    Trainer {
+        config,
+        train,
+        valid: None,
+        sampler: None,
+        dir,
+        model_id: arch.to_string(),
+        stop_after: None,
+        on_step: None,
+    }
+}
+
+// Mixup must change what the net sees (so the loss), keep it finite, and, because λ and
+// the permutation are drawn from (seed, step), resume exactly like an uninterrupted run.
+#[test]
+fn mixup_changes_the_loss_and_resumes_bit_identically() {
+    let _guard = serial();
+    let device = Default::default();
+    let space = SearchSpace::tiny(1, 10);
+    let (train, _) = loaders(48);
+    let arch = Architecture::random_seeded(&space, 4);
+    let make = || {
+        B::seed(&device, 21);
+        ShuffleNasNetConfig::new(space.clone(), arch.clone()).init::<B>(&device).unwrap()
+    };
+    let mixup = TrainConfig { mixup_alpha: 0.4, ..config() };
+
+    let plain_dir = run_dir("mixup-off");
+    let (_, plain) =
+        fixed_trainer(&train, config(), plain_dir.clone(), &arch).fit(make(), &device, false, &mut |_| {}).unwrap();
+    let straight_dir = run_dir("mixup-straight");
+    let (straight, mixed) = fixed_trainer(&train, mixup.clone(), straight_dir.clone(), &arch)
+        .fit(make(), &device, false, &mut |_| {})
+        .unwrap();
+    assert!(mixed.iter().all(|m| m.train_loss.is_finite()), "{mixed:?}");
+    assert_ne!(plain[0].train_loss, mixed[0].train_loss);
+
+    let dir = run_dir("mixup-resumed");
+    let first = Trainer { stop_after: Some(1), ..fixed_trainer(&train, mixup.clone(), dir.clone(), &arch) };
+    first.fit(make(), &device, false, &mut |_| {}).unwrap();
+    let (resumed, history) =
+        fixed_trainer(&train, mixup, dir.clone(), &arch).fit(make(), &device, true, &mut |_| {}).unwrap();
+    let (a, b) = (
+        params(&burn::module::AutodiffModule::valid(&straight)),
+        params(&burn::module::AutodiffModule::valid(&resumed)),
+    );
+    assert_eq!(a.iter().zip(&b).filter(|(x, y)| x != y).count(), 0);
+    let losses = |h: &[shufflenas_train::trainer::EpochMetrics]| -> Vec<(f64, f64)> {
+        h.iter().map(|m| (m.train_loss, m.train_top1)).collect()
+    };
+    // Epoch 0 of the resumed run was read back from state.json: compare the epoch the
+    // resumed process trained itself.
+    assert_eq!(losses(&mixed)[1], losses(&history)[1]);
+    for dir in [plain_dir, straight_dir, dir] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+// The callback sees every step once, in order, with the schedule's LR.
+#[test]
+fn the_step_callback_sees_every_step() {
+    let _guard = serial();
+    let device = Default::default();
+    let space = SearchSpace::tiny(1, 10);
+    let (train, _) = loaders(32);
+    let arch = Architecture::random_seeded(&space, 5);
+    let calls = Cell::new(0u64);
+    let last = Cell::new(None::<StepInfo>);
+    let on_step = |s: &StepInfo| {
+        calls.set(calls.get() + 1);
+        assert_eq!(s.global_step, calls.get());
+        assert_eq!(s.step, (s.global_step as usize - 1) % s.steps_per_epoch + 1);
+        assert!(s.loss.is_finite() && s.mean_loss.is_finite() && s.images_per_s > 0.0 && s.lr > 0.0);
+        last.set(Some(*s));
+    };
+    let dir = run_dir("on-step");
+    let trainer = Trainer { on_step: Some(&on_step), ..fixed_trainer(&train, config(), dir.clone(), &arch) };
+    let net = ShuffleNasNetConfig::new(space.clone(), arch.clone()).init::<B>(&device).unwrap();
+    let (_, history) = trainer.fit(net, &device, false, &mut |_| {}).unwrap();
+    assert_eq!(calls.get(), 2 * train.batches_per_epoch() as u64);
+    let last = last.get().unwrap();
+    assert_eq!((last.epoch, last.epochs, last.step), (1, 2, train.batches_per_epoch()));
+    assert_eq!(last.mean_loss, history[1].train_loss);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A random teacher of another genome, on the inference backend, with its lazily
+/// initialised parameters drawn now (so that they do not depend on when it first runs).
+fn teacher(space: &SearchSpace) -> ShuffleNasNet<Flex> {
+    let device = Default::default();
+    B::seed(&device, 99);
+    let net =
+        ShuffleNasNetConfig::new(space.clone(), Architecture::random_seeded(space, 9)).init::<Flex>(&device).unwrap();
+    let _ = params(&net);
+    net
+}
+
+// w = 0 must be plain training exactly; w > 0 must change the loss; a teacher without a
+// distillation setting (or the reverse) is a configuration error, not a silent no-op.
+#[test]
+fn distillation_with_zero_weight_is_plain_training() {
+    let _guard = serial();
+    let device = Default::default();
+    let space = SearchSpace::tiny(1, 10);
+    let (train, _) = loaders(32);
+    let arch = Architecture::random_seeded(&space, 6);
+    let teacher = teacher(&space);
+    let make = || {
+        B::seed(&device, 31);
+        ShuffleNasNetConfig::new(space.clone(), arch.clone()).init::<B>(&device).unwrap()
+    };
+    let distill = |weight| TrainConfig { distill: Some(Distillation { weight, temperature: 4.0 }), ..config() };
+
+    let plain_dir = run_dir("distill-plain");
+    let (plain, plain_history) =
+        fixed_trainer(&train, config(), plain_dir.clone(), &arch).fit(make(), &device, false, &mut |_| {}).unwrap();
+    let zero_dir = run_dir("distill-zero");
+    let (zero, zero_history) = fixed_trainer(&train, distill(0.0), zero_dir.clone(), &arch)
+        .fit_with_teacher(make(), &teacher, &device, false, &mut |_| {})
+        .unwrap();
+    assert_eq!(
+        params(&burn::module::AutodiffModule::valid(&plain)),
+        params(&burn::module::AutodiffModule::valid(&zero))
+    );
+    assert_eq!(
+        plain_history.iter().map(|m| m.train_loss).collect::<Vec<_>>(),
+        zero_history.iter().map(|m| m.train_loss).collect::<Vec<_>>()
+    );
+    let half_dir = run_dir("distill-half");
+    let (_, half_history) = fixed_trainer(&train, distill(0.5), half_dir.clone(), &arch)
+        .fit_with_teacher(make(), &teacher, &device, false, &mut |_| {})
+        .unwrap();
+    assert!(half_history[0].train_loss.is_finite());
+    assert_ne!(half_history[0].train_loss, plain_history[0].train_loss);
+
+    let err = fixed_trainer(&train, distill(0.5), run_dir("distill-none"), &arch)
+        .fit(make(), &device, false, &mut |_| {})
+        .unwrap_err();
+    assert!(matches!(err, TrainError::Config(_)) && err.to_string().contains("no teacher"), "{err}");
+    let err = fixed_trainer(&train, config(), run_dir("distill-unset"), &arch)
+        .fit_with_teacher(make(), &teacher, &device, false, &mut |_| {})
+        .unwrap_err();
+    assert!(matches!(err, TrainError::Config(_)), "{err}");
+    for dir in [plain_dir, zero_dir, half_dir] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// A teacher with confident, image-dependent predictions (a random or briefly trained
+/// tiny net is nearly uniform, which leaves nothing to distil): the logits are a linear
+/// function of each image's mean brightness, with a skewed class prior.
+struct BrightnessTeacher;
+
+impl Teacher<Flex> for BrightnessTeacher {
+    fn teacher_logits(&self, images: Tensor<Flex, 4>) -> Tensor<Flex, 2> {
+        let [n, c, h, w] = images.dims();
+        let device = images.device();
+        let brightness = images.reshape([n, c * h * w]).mean_dim(1);
+        let slope = Tensor::<Flex, 1>::from_floats([-3.0, -2.0, -1.0, 0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0], &device);
+        let prior = Tensor::<Flex, 1>::from_floats([2.0, 1.5, 1.0, 0.5, 0.0, 0.0, -0.5, -1.0, -1.5, -2.0], &device);
+        brightness * slope.reshape([1, 10]).mul_scalar(3.0) + prior.reshape([1, 10])
+    }
+}
+
+// Pure distillation (w = 1) must bring the student's predictions closer to the teacher's
+// on the images it trains on.
+#[test]
+fn distillation_lowers_the_kl_to_the_teacher() {
+    let _guard = serial();
+    let device = Default::default();
+    let space = SearchSpace::tiny(1, 10);
+    let data = embedded_fashion_mnist(false).unwrap();
+    let images = Arc::new(data.subset((0..64).collect()));
+    let norm = Normalization::fashion_mnist();
+    let train = BatchLoader::new(images.clone(), Transform::SmallEval { size: 32, norm: norm.clone() }, 16, 1).unwrap();
+    let probe = BatchLoader::new(images, Transform::SmallEval { size: 32, norm }, 64, 1).unwrap().without_shuffle();
+    let probe = probe.epoch(0).next().unwrap().unwrap();
+    let teacher = BrightnessTeacher;
+    let t = 2.0;
+    let targets = soft_targets(teacher.teacher_logits(probe.to_tensors::<Flex>(&device).0), t);
+    // Training-mode forward (batch statistics), as the loss sees the student.
+    let kl = |student: &ShuffleNasNet<B>| -> f64 {
+        let logits = student.forward(probe.to_tensors::<B>(&device).0);
+        distillation_kl(logits.inner(), targets.clone(), t).into_scalar().elem::<f64>()
+    };
+    let arch = Architecture::random_seeded(&space, 7);
+    B::seed(&device, 41);
+    let student = ShuffleNasNetConfig::new(space.clone(), arch.clone()).init::<B>(&device).unwrap();
+    let before = kl(&student);
+    let config = TrainConfig {
+        epochs: 3,
+        lr: 0.2,
+        warmup_epochs: 0,
+        distill: Some(Distillation { weight: 1.0, temperature: t }),
+        ..config()
+    };
+    let dir = run_dir("distill-kl");
+    let (student, _) = fixed_trainer(&train, config, dir.clone(), &arch)
+        .fit_with_teacher(student, &teacher, &device, false, &mut |_| {})
+        .unwrap();
+    let after = kl(&student);
+    eprintln!("KL to the teacher {before} -> {after}");
+    assert!(after < 0.7 * before, "KL to the teacher {before} -> {after}");
+    let _ = std::fs::remove_dir_all(dir);
 }
