@@ -32,5 +32,6 @@ pub mod data_args;
 /// File helpers (atomic writes), shared with the training crate.
 pub use shufflenas_train::io;
 pub mod npy;
+pub mod pipeline;
 pub mod search_args;
 pub mod train_args;

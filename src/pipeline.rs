@@ -1,0 +1,302 @@
+//! The whole NAS pipeline as one function, shared by the `quickstart` and
+//! `fashion_mnist` examples:
+//! 1. train a supernet (block selection, then the channel warm-up);
+//! 2. recalibrate BN per candidate and run the genetic search under the caps (and
+//!    random search at the same budget);
+//! 3. train the best genome from scratch;
+//! 4. profile it with the MicroNet rules;
+//! 5. write `<out>/report.md`, the plots, checkpoints and metrics logs.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
+use burn::prelude::*;
+use clap::{CommandFactory, FromArgMatches, Parser};
+use micronet_score::{Baseline, Convention};
+use shufflenas_model::cost::architecture_ops;
+use shufflenas_model::nn::{ShuffleNasNetConfig, SupernetConfig};
+use shufflenas_train::sampler::{PathSampler, Sampling};
+use shufflenas_train::schedule::ChannelSchedule;
+use shufflenas_train::trainer::{EpochMetrics, TrainConfig, Trainer};
+
+use crate::backend::{self, Training};
+use crate::data_args::DataArgs;
+use crate::search_args::{SearchArgs, run_search};
+use crate::train_args::{append_csv, epoch_line};
+
+/// Flags of the whole pipeline (the examples set their own defaults with
+/// [`parse_with_defaults`]).
+#[derive(Debug, Parser)]
+#[command(version, about = "Run the whole ShuffleNAS pipeline: supernet, search, retraining, MicroNet profile")]
+pub struct PipelineArgs {
+    /// Supernet training epochs.
+    #[arg(long, default_value_t = 4)]
+    pub supernet_epochs: usize,
+    /// Epochs of the final from-scratch training.
+    #[arg(long, default_value_t = 3)]
+    pub subnet_epochs: usize,
+    /// Peak learning rate of both trainings.
+    #[arg(long, default_value_t = 0.2)]
+    pub lr: f64,
+    /// Seed of everything.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output directory (default: runs/<unix time>).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Data.
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Search.
+    #[command(flatten)]
+    pub search: SearchArgs,
+}
+
+/// Parses the command line with `defaults` (flag id, value) replacing the flags'
+/// built-in defaults: each example sizes the pipeline for its data.
+pub fn parse_with_defaults(defaults: &[(&str, &'static str)]) -> PipelineArgs {
+    let mut command = PipelineArgs::command();
+    for &(id, value) in defaults {
+        command = command.mut_arg(id, |a| a.default_value(value));
+    }
+    let matches = command.get_matches();
+    PipelineArgs::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+}
+
+fn stage(n: usize, title: &str) {
+    println!("\n== {n}/5 {title}");
+}
+
+fn log_epoch(dir: &Path, epochs: usize) -> impl FnMut(&EpochMetrics) + '_ {
+    move |m| {
+        println!("{}", epoch_line(m, epochs));
+        if let Err(e) = append_csv(dir, m) {
+            eprintln!("warning: cannot write metrics.csv: {e}");
+        }
+    }
+}
+
+/// Runs the pipeline: supernet training, search (GA + random baseline), retraining the
+/// best genome from scratch, MicroNet profile, and `report.md` in the run directory.
+/// Each training stage resumes from its checkpoints when rerun with the same `--out`.
+///
+/// # Errors
+/// A message for bad flags, data, training or output problems.
+pub fn run_pipeline(args: PipelineArgs) -> Result<(), String> {
+    let total = Instant::now();
+    let device = backend::device()?;
+    let loaders = args.data.loaders(args.seed).map_err(|e| e.to_string())?;
+    let space = loaders.search_space();
+    let dir = args.out.clone().unwrap_or_else(|| {
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        PathBuf::from("runs").join(secs.to_string())
+    });
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    println!(
+        "ShuffleNAS quickstart: {} training / {} search-validation / {} test images, {} genomes in the space, backend {}, \
+         output {}",
+        loaders.train.len(),
+        loaders.search_valid.len(),
+        loaders.valid.len(),
+        space.num_architectures(),
+        backend::NAME,
+        dir.display()
+    );
+    let train_config = |epochs: usize, decay: f64| TrainConfig {
+        epochs,
+        lr: args.lr,
+        warmup_epochs: 1.min(epochs.saturating_sub(1)),
+        weight_decay: decay,
+        seed: args.seed,
+        recalibration_images: args.search.recal_images,
+        ..TrainConfig::default()
+    };
+
+    stage(1, "supernet training (block selection, then channel warm-up)");
+    let start = Instant::now();
+    let (lo, hi) = (space.searchable_min_id, space.searchable_max_id);
+    let schedule = ChannelSchedule::WarmUp { epochs: args.supernet_epochs, lowest: lo, highest: hi };
+    let sampler = PathSampler::new(space.clone(), schedule, Sampling::Uniform, args.seed).map_err(|e| e.to_string())?;
+    Training::seed(&device, args.seed);
+    let supernet = SupernetConfig::new(space.clone()).init::<Training>(&device).map_err(|e| e.to_string())?;
+    let supernet_dir = dir.join("supernet");
+    let trainer = Trainer {
+        config: train_config(args.supernet_epochs, 4e-5),
+        train: &loaders.train,
+        valid: Some(&loaders.valid),
+        sampler: Some(&sampler),
+        dir: supernet_dir.clone(),
+        model_id: format!("quickstart-supernet|{}", serde_json::to_string(&space).unwrap_or_default()),
+        stop_after: None,
+        on_step: None,
+    };
+    let (supernet, supernet_history) = trainer
+        .fit(supernet, &device, true, &mut log_epoch(&supernet_dir, args.supernet_epochs))
+        .map_err(|e| e.to_string())?;
+    let supernet_seconds = start.elapsed().as_secs_f64();
+
+    stage(2, "BN recalibration + genetic search (and random search at the same budget)");
+    let start = Instant::now();
+    let notes = format!(
+        "Quickstart search over the supernet trained in stage 1 ({} epochs), backend {}.",
+        args.supernet_epochs,
+        backend::NAME
+    );
+    let search_dir = dir.join("search");
+    let searched = run_search(&args.search, &supernet.valid(), &loaders, &device, &search_dir, &notes)?;
+    let search_seconds = start.elapsed().as_secs_f64();
+    let best = searched.genetic.best().clone();
+    println!("best genome: {} (supernet top-1 {:.2}%)", best.arch, 100.0 * best.evaluation.top1);
+
+    stage(3, "training the best genome from scratch");
+    let start = Instant::now();
+    Training::seed(&device, args.seed);
+    let net = ShuffleNasNetConfig::new(space.clone(), best.arch.clone())
+        .init::<Training>(&device)
+        .map_err(|e| e.to_string())?;
+    let subnet_dir = dir.join("subnet");
+    let trainer = Trainer {
+        config: train_config(args.subnet_epochs, 3e-5),
+        train: &loaders.train,
+        valid: Some(&loaders.valid),
+        sampler: None,
+        dir: subnet_dir.clone(),
+        model_id: format!("quickstart-subnet|{}", best.arch),
+        stop_after: None,
+        on_step: None,
+    };
+    let (_, subnet_history) =
+        trainer.fit(net, &device, true, &mut log_epoch(&subnet_dir, args.subnet_epochs)).map_err(|e| e.to_string())?;
+    let subnet_seconds = start.elapsed().as_secs_f64();
+
+    stage(4, "MicroNet profile");
+    let network = architecture_ops(&space, &best.arch).map_err(|e| e.to_string())?;
+    let counts = network.counts(&Convention::default());
+    let scores = counts.scores(&Baseline::default());
+    let profile = network.profile(Convention::default()).layer_table();
+    println!(
+        "{:.2} MFLOPs, {:.4}M params, {:.2} MMACs; MicroNet score fp32 {:.4}, fp16 {:.4}, int8 {:.4}",
+        counts.mflops(),
+        counts.params() / 1e6,
+        counts.macs as f64 / 1e6,
+        scores.fp32,
+        scores.fp16,
+        scores.int8
+    );
+
+    stage(5, "report");
+    let test = subnet_history.last().and_then(|m| m.val_top1.zip(m.val_top5));
+    let mut md = String::new();
+    let _ = writeln!(md, "# ShuffleNAS quickstart run\n");
+    let _ = writeln!(
+        md,
+        "Data: {} training, {} search-validation (held out of training), {} test images; space `{:?}` \
+         ({:?} channels per stage), backend {}, seed {}.\n",
+        loaders.train.len(),
+        loaders.search_valid.len(),
+        loaders.valid.len(),
+        loaders.space,
+        space.stage_out_channels,
+        backend::NAME,
+        args.seed
+    );
+    let _ = writeln!(md, "## Result\n");
+    let _ = writeln!(md, "- genome: `{}`", best.arch);
+    let _ = writeln!(md, "- block genes: `{}`", best.arch.block_string());
+    let _ = writeln!(md, "- channel genes: `{}`", best.arch.channel_string());
+    if let Some((top1, top5)) = test {
+        let _ = writeln!(
+            md,
+            "- test accuracy after {} epochs from scratch: top-1 {:.2}%, top-5 {:.2}%",
+            args.subnet_epochs,
+            100.0 * top1,
+            100.0 * top5
+        );
+    }
+    let _ = writeln!(
+        md,
+        "- supernet estimate (search validation, after BN recalibration): top-1 {:.2}%",
+        100.0 * best.evaluation.top1
+    );
+    let _ = writeln!(
+        md,
+        "- {:.3} MFLOPs (MicroNet), {:.3} MMACs, {:.4}M params ({} trainable)",
+        counts.mflops(),
+        counts.macs as f64 / 1e6,
+        counts.params() / 1e6,
+        counts.trainable_params
+    );
+    let _ =
+        writeln!(md, "- MicroNet score: fp32 {:.4}, fp16 {:.4}, int8 {:.4}\n", scores.fp32, scores.fp16, scores.int8);
+    let _ = writeln!(md, "## Search\n");
+    let ga = &searched.genetic;
+    let _ = writeln!(
+        md,
+        "- genetic: {} genomes, best top-1 {:.2}%",
+        ga.candidates.len(),
+        100.0 * ga.best().evaluation.top1
+    );
+    if let Some(r) = &searched.random {
+        let _ = writeln!(
+            md,
+            "- random (same budget): {} genomes, best top-1 {:.2}%",
+            r.candidates.len(),
+            100.0 * r.best().evaluation.top1
+        );
+    }
+    let _ = writeln!(md, "- full search report: [search/report.md](search/report.md)\n");
+    for plot in &searched.outputs.plots {
+        let name = plot.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let _ = writeln!(md, "![{name}](search/{name})");
+    }
+    let _ = writeln!(md, "\n## Timings (wall)\n");
+    let _ = writeln!(md, "| stage | seconds |\n|---|---|");
+    let _ = writeln!(md, "| supernet training ({} epochs) | {supernet_seconds:.0} |", supernet_history.len());
+    let _ = writeln!(
+        md,
+        "| search (GA {:.0} s, random {:.0} s) | {search_seconds:.0} |",
+        searched.genetic_seconds, searched.random_seconds
+    );
+    let _ = writeln!(md, "| subnet training ({} epochs) | {subnet_seconds:.0} |", subnet_history.len());
+    let _ = writeln!(md, "| total | {:.0} |\n", total.elapsed().as_secs_f64());
+    let _ = writeln!(md, "## Files\n");
+    let _ = writeln!(md, "- `supernet/`, `subnet/`: checkpoints, `metrics.json`, `metrics.csv`");
+    let _ = writeln!(
+        md,
+        "- `search/`: `report.md`, plots, `best-*.json`, `*-evaluations.json`, `pareto.json`, state files\n"
+    );
+    let _ = writeln!(md, "## MicroNet layer table\n\n```\n{profile}\n```");
+    let report = dir.join("report.md");
+    crate::io::write_atomic(&report, md.as_bytes()).map_err(|e| format!("{}: {e}", report.display()))?;
+    let best_path = dir.join("best.json");
+    let json = serde_json::to_string_pretty(&best.arch).map_err(|e| e.to_string())?;
+    crate::io::write_atomic(&best_path, json.as_bytes()).map_err(|e| format!("{}: {e}", best_path.display()))?;
+
+    println!("\n-------------------------------------------------------------");
+    println!("best genome   {}", best.arch);
+    if let Some((top1, _)) = test {
+        println!("test top-1    {:.2}% ({} epochs from scratch)", 100.0 * top1, args.subnet_epochs);
+    }
+    println!(
+        "cost          {:.3} MFLOPs, {:.4}M params, MicroNet fp32 {:.4}",
+        counts.mflops(),
+        counts.params() / 1e6,
+        scores.fp32
+    );
+    if let Some(r) = &searched.random {
+        println!(
+            "search        GA best {:.2}% vs random {:.2}% at {} genomes",
+            100.0 * ga.best().evaluation.top1,
+            100.0 * r.best().evaluation.top1,
+            r.candidates.len()
+        );
+    }
+    println!(
+        "wall time     supernet {supernet_seconds:.0} s, search {search_seconds:.0} s, subnet {subnet_seconds:.0} s, total {:.0} s",
+        total.elapsed().as_secs_f64()
+    );
+    println!("report        {}", report.display());
+    Ok(())
+}
