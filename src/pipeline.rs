@@ -95,7 +95,7 @@ pub fn run_pipeline(args: PipelineArgs) -> Result<(), String> {
     });
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     println!(
-        "ShuffleNAS quickstart: {} training / {} search-validation / {} test images, {} genomes in the space, backend {}, \
+        "ShuffleNAS pipeline: {} training / {} search-validation / {} test images, {} genomes in the space, backend {}, \
          output {}",
         loaders.train.len(),
         loaders.search_valid.len(),
@@ -140,7 +140,7 @@ pub fn run_pipeline(args: PipelineArgs) -> Result<(), String> {
     stage(2, "BN recalibration + genetic search (and random search at the same budget)");
     let start = Instant::now();
     let notes = format!(
-        "Quickstart search over the supernet trained in stage 1 ({} epochs), backend {}.",
+        "Search over the supernet trained in stage 1 ({} epochs), backend {}.",
         args.supernet_epochs,
         backend::NAME
     );
@@ -189,7 +189,7 @@ pub fn run_pipeline(args: PipelineArgs) -> Result<(), String> {
     stage(5, "report");
     let test = subnet_history.last().and_then(|m| m.val_top1.zip(m.val_top5));
     let mut md = String::new();
-    let _ = writeln!(md, "# ShuffleNAS quickstart run\n");
+    let _ = writeln!(md, "# ShuffleNAS pipeline run\n");
     let _ = writeln!(
         md,
         "Data: {} training, {} search-validation (held out of training), {} test images; space `{:?}` \

@@ -38,6 +38,9 @@ pub struct TrainArgs {
     /// itself with weight λ ~ Beta(α, α), labels likewise; 0 turns it off.
     #[arg(long, default_value_t = 0.0)]
     pub mixup: f64,
+    /// Train the last N epochs without mixup.
+    #[arg(long, default_value_t = 0)]
+    pub mixup_off_last_epochs: usize,
     /// Seed of weights, data order, augmentation and paths.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -63,6 +66,7 @@ impl TrainArgs {
             momentum: self.momentum,
             label_smoothing: self.label_smoothing,
             mixup_alpha: self.mixup,
+            mixup_off_last_epochs: self.mixup_off_last_epochs,
             seed: self.seed,
             checkpoint_every: self.checkpoint_every,
             ..TrainConfig::default()

@@ -64,6 +64,10 @@ pub struct TrainConfig {
     /// λ ~ Beta(α, α) (see [`crate::mixup`]). 0 turns it off; timm uses 0.2–0.8.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub mixup_alpha: f64,
+    /// Turn mixup off for the last this many epochs (timm's `--mixup-off-epoch`, counted
+    /// from the end): the final epochs train on clean images.
+    #[serde(default, skip_serializing_if = "is_zero_usize")]
+    pub mixup_off_last_epochs: usize,
     /// Knowledge distillation from a teacher (see [`crate::distill`]); needs
     /// [`Trainer::fit_with_teacher`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -72,6 +76,10 @@ pub struct TrainConfig {
 
 fn is_zero(value: &f64) -> bool {
     *value == 0.0
+}
+
+fn is_zero_usize(value: &usize) -> bool {
+    *value == 0
 }
 
 impl TrainConfig {
@@ -107,6 +115,7 @@ impl Default for TrainConfig {
             recalibration_images: 1000,
             validation_paths: 2,
             mixup_alpha: 0.0,
+            mixup_off_last_epochs: 0,
             distill: None,
         }
     }
@@ -401,7 +410,8 @@ impl Trainer<'_> {
             for (step, batch) in self.train.epoch(epoch).enumerate() {
                 let batch = batch?;
                 let n = batch.labels.len();
-                let mix = (self.config.mixup_alpha > 0.0)
+                let mixup_on = epoch + self.config.mixup_off_last_epochs < self.config.epochs;
+                let mix = (self.config.mixup_alpha > 0.0 && mixup_on)
                     .then(|| MixPlan::draw(self.config.mixup_alpha, self.config.seed, state.global_step, n));
                 let (x, y) = match &mix {
                     Some(mix) => mix.mix_images(&batch).to_tensors::<B>(device),

@@ -214,6 +214,19 @@ fn mixup_changes_the_loss_and_resumes_bit_identically() {
         .unwrap();
     assert!(mixed.iter().all(|m| m.train_loss.is_finite()), "{mixed:?}");
     assert_ne!(plain[0].train_loss, mixed[0].train_loss);
+    // Mixup off for the last epoch: epoch 0 mixes, the last epoch trains on clean images.
+    let epochs = config().epochs;
+    let off_dir = run_dir("mixup-off-last");
+    let off_last = TrainConfig { mixup_off_last_epochs: epochs, ..mixup.clone() };
+    let (_, off) =
+        fixed_trainer(&train, off_last, off_dir.clone(), &arch).fit(make(), &device, false, &mut |_| {}).unwrap();
+    assert_eq!(off[0].train_loss, plain[0].train_loss, "mixup off for every epoch is plain training");
+    let _ = std::fs::remove_dir_all(&off_dir);
+    let last_only = TrainConfig { mixup_off_last_epochs: 1, ..mixup.clone() };
+    let (_, last) =
+        fixed_trainer(&train, last_only, off_dir.clone(), &arch).fit(make(), &device, false, &mut |_| {}).unwrap();
+    assert_eq!(last[0].train_loss, mixed[0].train_loss, "earlier epochs still mix");
+    let _ = std::fs::remove_dir_all(off_dir);
 
     let dir = run_dir("mixup-resumed");
     let first = Trainer { stop_after: Some(1), ..fixed_trainer(&train, mixup.clone(), dir.clone(), &arch) };
