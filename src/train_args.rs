@@ -3,15 +3,14 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 
-use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
-use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use shufflenas_model::nn::{ShuffleNasNet, ShuffleNasNetConfig};
 use shufflenas_model::{Architecture, SearchSpace};
+use shufflenas_train::checkpoint::load_checked;
 use shufflenas_train::distill::Distillation;
-use shufflenas_train::trainer::{EpochMetrics, StepInfo, TrainConfig};
+use shufflenas_train::trainer::{EpochMetrics, StepInfo, TrainConfig, TrainError};
 
 /// Hyper-parameters (the seed's recipe; defaults scaled for small data on a CPU).
 #[derive(Debug, Clone, Args)]
@@ -123,77 +122,14 @@ pub fn load_subnet<B: Backend>(
     arch: &Architecture,
     device: &B::Device,
 ) -> Result<ShuffleNasNet<B>, String> {
-    let file = resolve_checkpoint(path)?;
     let fresh = ShuffleNasNetConfig::new(space.clone(), arch.clone()).init::<B>(device).map_err(|e| e.to_string())?;
-    let expected = shapes(&fresh);
-    let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
-    let record = Recorder::<B>::load(&recorder, file.with_extension(""), device)
-        .map_err(|e| format!("{}: {e}", file.display()))?;
-    let mismatch = |detail: String| {
-        format!(
-            "{} does not hold a network of genome {arch} in this search space ({detail}); was it trained with \
-             another --arch or on other data?",
-            file.display()
-        )
-    };
-    // Burn asserts (panics) when a record's lists of layers have other lengths than the
-    // module's, as with another block choice: turn that into an error.
-    let loaded = quietly_catch_panic(|| fresh.load_record(record))
-        .map_err(|_| mismatch("its blocks have other layers than this genome's".into()))?;
-    let got = shapes(&loaded);
-    if got != expected {
-        let first = expected.iter().zip(&got).position(|(a, b)| a != b).unwrap_or(expected.len().min(got.len()));
-        return Err(mismatch(format!(
-            "{} tensors in the file, {} expected; first difference at tensor {first}: {:?} in the file, {:?} expected",
-            got.len(),
-            expected.len(),
-            got.get(first),
-            expected.get(first)
-        )));
-    }
-    Ok(loaded)
-}
-
-fn resolve_checkpoint(path: &Path) -> Result<PathBuf, String> {
-    let missing = |p: &Path| format!("{}: no such checkpoint", p.display());
-    if path.is_file() {
-        return Ok(path.to_path_buf());
-    }
-    if !path.is_dir() {
-        return Err(missing(path));
-    }
-    let latest = path.join("latest.json");
-    let folder = if latest.is_file() {
-        let text = std::fs::read_to_string(&latest).map_err(|e| format!("{}: {e}", latest.display()))?;
-        let name: String = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", latest.display()))?;
-        path.join(name)
-    } else {
-        path.to_path_buf()
-    };
-    let model = folder.join("model.mpk");
-    if model.is_file() { Ok(model) } else { Err(missing(&model)) }
-}
-
-/// Runs `f`, turning a panic into an error without printing it.
-fn quietly_catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, ()> {
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    std::panic::set_hook(hook);
-    result.map_err(|_| ())
-}
-
-/// Shapes of every float tensor of a module, in visiting order.
-fn shapes<B: Backend, M: Module<B>>(module: &M) -> Vec<Vec<usize>> {
-    struct Shapes(Vec<Vec<usize>>);
-    impl<B: Backend> ModuleVisitor<B> for Shapes {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-            self.0.push(param.val().dims().to_vec());
-        }
-    }
-    let mut visitor = Shapes(Vec::new());
-    module.visit(&mut visitor);
-    visitor.0
+    load_checked(fresh, path, device).map_err(|e| match e {
+        TrainError::Checkpoint { path, reason } if reason.starts_with("does not match") => format!(
+            "{path} does not hold a network of genome {arch} in this search space ({reason}); was it trained with \
+             another --arch or on other data?"
+        ),
+        other => other.to_string(),
+    })
 }
 
 /// A progress bar over each epoch's steps with the running loss, images/s and LR, for
@@ -291,6 +227,8 @@ pub fn append_csv(dir: &Path, m: &EpochMetrics) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use burn::backend::Flex;
+    use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
+    use shufflenas_train::checkpoint::tensor_shapes;
 
     use super::*;
 
@@ -310,7 +248,7 @@ mod tests {
         let arch = Architecture::random_seeded(&space, 1);
         let net = ShuffleNasNetConfig::new(space.clone(), arch.clone()).init::<Flex>(&device).unwrap();
         // Parameters are drawn on first use: draw them before cloning for the save.
-        let _ = shapes(&net);
+        let _ = tensor_shapes(&net);
         let run = dir("run");
         let folder = run.join("checkpoint-0003");
         std::fs::create_dir_all(&folder).unwrap();

@@ -6,10 +6,11 @@
 use std::path::Path;
 
 use burn::prelude::*;
-use burn::record::{BinBytesRecorder, FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
+use burn::record::{BinBytesRecorder, FullPrecisionSettings, Recorder};
 use serde::{Deserialize, Serialize};
 use shufflenas_model::nn::{Supernet, SupernetConfig};
 use shufflenas_model::{Architecture, SearchSpace};
+use shufflenas_train::checkpoint::{load_checked, tensor_shapes};
 use shufflenas_train::data::BatchLoader;
 use shufflenas_train::recalibrate::recalibrate_supernet;
 use shufflenas_train::trainer::ValidNet;
@@ -99,70 +100,15 @@ pub fn load_supernet<B: Backend>(
     space: &SearchSpace,
     device: &B::Device,
 ) -> Result<Supernet<B>, SearchError> {
-    let file = resolve_checkpoint(path)?;
     let fresh = SupernetConfig::new(space.clone()).init::<B>(device)?;
-    let expected = shapes(&fresh);
-    let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
-    let record = Recorder::<B>::load(&recorder, file.with_extension(""), device)
-        .map_err(|e| SearchError::Checkpoint(format!("{}: {e}", file.display())))?;
-    let loaded = fresh.load_record(record);
-    let got = shapes(&loaded);
-    if got != expected {
-        let first = expected.iter().zip(&got).position(|(a, b)| a != b).unwrap_or(expected.len().min(got.len()));
-        return Err(SearchError::Checkpoint(format!(
-            "{} does not match the search space: it holds {} tensors, the space needs {}; first difference at tensor \
-             {first} ({:?} in the file, {:?} expected)",
-            file.display(),
-            got.len(),
-            expected.len(),
-            got.get(first),
-            expected.get(first)
-        )));
-    }
-    Ok(loaded)
+    load_checked(fresh, path, device)
+        .map_err(|e| SearchError::Checkpoint(format!("{e} (is it a supernet of this search space?)")))
 }
 
-fn resolve_checkpoint(path: &Path) -> Result<std::path::PathBuf, SearchError> {
-    let missing = |p: &Path| SearchError::Checkpoint(format!("{}: no such checkpoint", p.display()));
-    if path.is_file() {
-        return Ok(path.to_path_buf());
-    }
-    if !path.is_dir() {
-        return Err(missing(path));
-    }
-    let latest = path.join("latest.json");
-    let folder = if latest.is_file() {
-        let text = std::fs::read_to_string(&latest)
-            .map_err(|e| SearchError::Checkpoint(format!("{}: {e}", latest.display())))?;
-        let name: String =
-            serde_json::from_str(&text).map_err(|e| SearchError::Checkpoint(format!("{}: {e}", latest.display())))?;
-        path.join(name)
-    } else {
-        path.to_path_buf()
-    };
-    let model = folder.join("model.mpk");
-    if model.is_file() { Ok(model) } else { Err(missing(&model)) }
-}
-
-/// Initialises every lazily initialised parameter in place. Burn initialises a fresh
-/// module's parameters on first use, and a clone made before that draws its own
-/// values: replicas and digests of a fresh supernet would all differ.
+/// Initialises every lazily initialised parameter in place (see [`tensor_shapes`]):
+/// replicas and digests of a fresh supernet would otherwise all differ.
 fn materialize<B: Backend, M: Module<B>>(module: &M) {
-    let _ = shapes(module);
-}
-
-/// Shapes of every float tensor of a module, in visiting order (reading each value,
-/// which initialises lazy parameters).
-fn shapes<B: Backend, M: Module<B>>(module: &M) -> Vec<Vec<usize>> {
-    struct Shapes(Vec<Vec<usize>>);
-    impl<B: Backend> burn::module::ModuleVisitor<B> for Shapes {
-        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<B, D>>) {
-            self.0.push(param.val().dims().to_vec());
-        }
-    }
-    let mut visitor = Shapes(Vec::new());
-    module.visit(&mut visitor);
-    visitor.0
+    let _ = tensor_shapes(module);
 }
 
 /// The seed's evaluator: per genome, exact BN recalibration of its path on a fixed set

@@ -65,8 +65,9 @@ fn bad_checkpoints_and_empty_data_are_errors() {
     let b = SupernetEvaluator::new(&loaded, &[device], &recal, 16, &valid).unwrap().evaluate(&arch).unwrap();
     assert_eq!(a, b);
 
-    // Another space (10 → 5 classes, and another width) does not load.
-    for space in [SearchSpace::tiny(1, 5), SearchSpace::small_input(1, 10)] {
+    // Another space (10 → 5 classes, another width, fewer blocks) does not load.
+    let fewer_blocks = SearchSpace { stage_repeats: vec![1, 1, 2, 1], ..tiny.clone() };
+    for space in [SearchSpace::tiny(1, 5), SearchSpace::small_input(1, 10), fewer_blocks] {
         let err = load_supernet::<Flex>(&dir.join("model.mpk"), &space, &device).unwrap_err();
         assert!(matches!(err, SearchError::Checkpoint(_)) && err.to_string().contains("does not match"), "{err}");
     }

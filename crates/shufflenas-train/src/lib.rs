@@ -7,6 +7,7 @@
 // Burn slices take one range per dimension: `[0..c]` is a 1-D slice, not a mistake.
 #![allow(clippy::single_range_in_vec_init)]
 
+pub mod checkpoint;
 pub mod data;
 pub mod distill;
 pub mod io;

@@ -1,0 +1,96 @@
+//! Loading weights from a trainer checkpoint into a module, checked tensor by tensor,
+//! so that a checkpoint of another architecture or space is an error, never a panic or
+//! a silently truncated load.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::{Module, ModuleVisitor, Param};
+use burn::prelude::*;
+use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
+
+use crate::trainer::TrainError;
+
+fn error(path: &Path, reason: impl std::fmt::Display) -> TrainError {
+    TrainError::Checkpoint { path: path.display().to_string(), reason: reason.to_string() }
+}
+
+/// The `model.mpk` of a checkpoint given as a trainer run directory (its
+/// `latest.json`), a checkpoint folder, or the file itself.
+///
+/// # Errors
+/// [`TrainError::Checkpoint`] naming the missing or unreadable file.
+pub fn model_file(path: &Path) -> Result<PathBuf, TrainError> {
+    if path.is_file() {
+        return Ok(path.to_path_buf());
+    }
+    if !path.is_dir() {
+        return Err(error(path, "no such checkpoint"));
+    }
+    let latest = path.join("latest.json");
+    let folder = if latest.is_file() {
+        let text = std::fs::read_to_string(&latest).map_err(|e| error(&latest, e))?;
+        let name: String = serde_json::from_str(&text).map_err(|e| error(&latest, e))?;
+        path.join(name)
+    } else {
+        path.to_path_buf()
+    };
+    let model = folder.join("model.mpk");
+    if model.is_file() { Ok(model) } else { Err(error(&model, "no such checkpoint")) }
+}
+
+/// Loads the checkpoint at `path` (see [`model_file`]) into `fresh`, a module built
+/// for the architecture the checkpoint should hold.
+///
+/// # Errors
+/// [`TrainError::Checkpoint`] when the file is missing or corrupt, or when its tensors
+/// do not fit `fresh` (the reason says "does not match" and gives the first difference).
+pub fn load_checked<B: Backend, M: Module<B>>(fresh: M, path: &Path, device: &B::Device) -> Result<M, TrainError> {
+    let file = model_file(path)?;
+    let expected = tensor_shapes(&fresh);
+    let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+    let record = Recorder::<B>::load(&recorder, file.with_extension(""), device).map_err(|e| error(&file, e))?;
+    // Burn asserts (panics) when a record's lists of layers have other lengths than the
+    // module's: turn that into an error.
+    let loaded = quietly_catch_panic(|| fresh.load_record(record))
+        .map_err(|_| error(&file, "does not match: its lists of layers have other lengths than the module's"))?;
+    let got = tensor_shapes(&loaded);
+    if got != expected {
+        let first = expected.iter().zip(&got).position(|(a, b)| a != b).unwrap_or(expected.len().min(got.len()));
+        return Err(error(
+            &file,
+            format!(
+                "does not match: {} tensors in the file, {} expected; first difference at tensor {first}: {:?} in \
+                 the file, {:?} expected",
+                got.len(),
+                expected.len(),
+                got.get(first),
+                expected.get(first)
+            ),
+        ));
+    }
+    Ok(loaded)
+}
+
+/// Runs `f`, turning a panic into an error without printing it.
+fn quietly_catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, ()> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    std::panic::set_hook(hook);
+    result.map_err(|_| ())
+}
+
+/// Shapes of every float tensor of a module, in visiting order. Reading each value
+/// also initialises lazily initialised parameters in place (Burn initialises a fresh
+/// module's parameters on first use, and a clone made before that draws its own).
+pub fn tensor_shapes<B: Backend, M: Module<B>>(module: &M) -> Vec<Vec<usize>> {
+    struct Shapes(Vec<Vec<usize>>);
+    impl<B: Backend> ModuleVisitor<B> for Shapes {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
+            self.0.push(param.val().dims().to_vec());
+        }
+    }
+    let mut visitor = Shapes(Vec::new());
+    module.visit(&mut visitor);
+    visitor.0
+}
