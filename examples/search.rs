@@ -101,8 +101,15 @@ fn run(args: Args) -> Result<(), String> {
         );
     }
     if args.ranking > 1 {
-        let train =
-            TrainConfig { epochs: args.ranking_epochs, seed: args.seed, weight_decay: 3e-5, ..TrainConfig::default() };
+        let train = TrainConfig {
+            epochs: args.ranking_epochs,
+            // Short runs: no warm-up, so that even one epoch trains at the full rate.
+            lr: 0.2,
+            warmup_epochs: 0,
+            seed: args.seed,
+            weight_decay: 3e-5,
+            ..TrainConfig::default()
+        };
         let (_, tau) = ranking_check(&run.genetic, &space, &loaders, &device, args.ranking, train, &dir)?;
         println!("supernet ranking: Kendall tau {}", tau.map_or("n/a".into(), |t| format!("{t:.3}")));
     }
