@@ -7,9 +7,16 @@ use burn::backend::Autodiff;
 
 #[cfg(feature = "cuda")]
 mod chosen {
+    /// The inference backend.
     pub type Inference = burn::backend::Cuda;
+    /// Its device type.
     pub type Device = burn::backend::cuda::CudaDevice;
+    /// Backend name for logs and reports.
     pub const NAME: &str = "cuda";
+    /// The default device.
+    ///
+    /// # Errors
+    /// A message when the backend has no usable device.
     pub fn device() -> Result<Device, String> {
         // Burn panics on the first use of a CUDA device when there is none: check first.
         let present = std::path::Path::new("/dev/nvidiactl").exists() || std::path::Path::new("/dev/nvidia0").exists();
@@ -22,9 +29,16 @@ mod chosen {
 
 #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
 mod chosen {
+    /// The inference backend.
     pub type Inference = burn::backend::Wgpu;
+    /// Its device type.
     pub type Device = burn::backend::wgpu::WgpuDevice;
+    /// Backend name for logs and reports.
     pub const NAME: &str = "wgpu";
+    /// The default device.
+    ///
+    /// # Errors
+    /// A message when the backend has no usable device.
     pub fn device() -> Result<Device, String> {
         Ok(Device::default())
     }
@@ -32,9 +46,16 @@ mod chosen {
 
 #[cfg(all(feature = "flex", not(any(feature = "wgpu", feature = "cuda"))))]
 mod chosen {
+    /// The inference backend.
     pub type Inference = burn::backend::Flex;
+    /// Its device type.
     pub type Device = burn::backend::flex::FlexDevice;
+    /// Backend name for logs and reports.
     pub const NAME: &str = "flex";
+    /// The default device.
+    ///
+    /// # Errors
+    /// A message when the backend has no usable device.
     pub fn device() -> Result<Device, String> {
         Ok(burn::backend::flex::FlexDevice)
     }

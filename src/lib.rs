@@ -13,6 +13,8 @@
 //! The tensor backend is chosen with a cargo feature: `flex` (CPU, default), `wgpu`
 //! or `cuda`.
 
+#![warn(missing_docs)]
+
 pub use micronet_score;
 pub use shufflenas_model as model;
 pub use shufflenas_search as search;

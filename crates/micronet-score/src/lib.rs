@@ -29,6 +29,8 @@
 //! assert!(scores.int8 < scores.fp16 && scores.fp16 < scores.fp32);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod activation;
 mod counts;
 mod network;

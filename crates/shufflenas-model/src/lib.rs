@@ -19,6 +19,7 @@
 //! assert_eq!(format!("{:.2} {:.2} {:.2}", scores.fp32, scores.fp16, scores.int8), "1.03 0.64 0.28");
 //! ```
 
+#![warn(missing_docs)]
 // Burn slices take one range per dimension: `[0..c]` is a 1-D slice, not a mistake.
 #![allow(clippy::single_range_in_vec_init)]
 

@@ -41,6 +41,8 @@
 //! assert!(result.best().cost.flops <= 600e6);
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod cache;
 pub mod constraint;
 pub mod domain;

@@ -4,6 +4,7 @@
 //! CIFAR-10/100 binaries and ImageNet-style folders, an embedded Fashion-MNIST subset,
 //! the seed's transforms and multi-threaded batching.
 
+#![warn(missing_docs)]
 // Burn slices take one range per dimension: `[0..c]` is a 1-D slice, not a mistake.
 #![allow(clippy::single_range_in_vec_init)]
 
