@@ -56,10 +56,7 @@ fn run(args: Args) -> Result<(), String> {
     let loaders = args.data.loaders(args.seed).map_err(|e| e.to_string())?;
     let space = loaders.search_space();
     let supernet = load_supernet::<Inference>(&args.supernet, &space, &device).map_err(|e| e.to_string())?;
-    let dir = args.out.clone().unwrap_or_else(|| {
-        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        PathBuf::from("runs").join(format!("search-{secs}"))
-    });
+    let dir = shufflenas::cli::run_dir_or_default(args.out.as_deref(), "search-");
     println!(
         "searching {} ({} genomes in the space) on {} validation images, {} recalibration images, backend {}, output {}",
         args.supernet.display(),

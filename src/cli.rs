@@ -67,6 +67,15 @@ pub fn architecture_for(space: &SearchSpace, spec: &str) -> Result<Architecture,
     Ok(arch)
 }
 
+/// `out`, or `runs/<name><unix seconds>` when no output directory was given (`name`
+/// is a prefix such as `"search-"`, or empty).
+pub fn run_dir_or_default(out: Option<&std::path::Path>, name: &str) -> std::path::PathBuf {
+    out.map(std::path::Path::to_path_buf).unwrap_or_else(|| {
+        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        std::path::PathBuf::from("runs").join(format!("{name}{secs}"))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -89,10 +89,7 @@ pub fn run_pipeline(args: PipelineArgs) -> Result<(), String> {
     let device = backend::device()?;
     let loaders = args.data.loaders(args.seed).map_err(|e| e.to_string())?;
     let space = loaders.search_space();
-    let dir = args.out.clone().unwrap_or_else(|| {
-        let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        PathBuf::from("runs").join(secs.to_string())
-    });
+    let dir = crate::cli::run_dir_or_default(args.out.as_deref(), "");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     println!(
         "ShuffleNAS pipeline: {} training / {} search-validation / {} test images, {} genomes in the space, backend {}, \

@@ -74,10 +74,7 @@ impl TrainArgs {
 
     /// The run directory.
     pub fn run_dir(&self, job: &str) -> PathBuf {
-        self.out.clone().unwrap_or_else(|| {
-            let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-            PathBuf::from("runs").join(format!("{job}-{secs}"))
-        })
+        crate::cli::run_dir_or_default(self.out.as_deref(), &format!("{job}-"))
     }
 }
 

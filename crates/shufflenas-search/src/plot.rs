@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+use plotters::coord::Shift;
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use crate::SearchError;
@@ -11,6 +13,24 @@ use crate::search::{Candidate, SearchResult};
 
 fn plot_error(path: &Path, e: impl std::fmt::Display) -> SearchError {
     SearchError::State(format!("plot {}: {e}", path.display()))
+}
+
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Draws the legend (lower right) and writes the file.
+fn finish<'a, 'b: 'a>(
+    path: &Path,
+    root: &DrawingArea<SVGBackend<'b>, Shift>,
+    chart: &mut Chart<'a, 'b>,
+) -> Result<(), SearchError> {
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|e| plot_error(path, e))?;
+    root.present().map_err(|e| plot_error(path, e))
 }
 
 /// Writes `accuracy_vs_flops.svg`, `accuracy_vs_params.svg` (for `results[0]`) and
@@ -81,14 +101,7 @@ fn scatter(
     chart
         .draw_series(line.iter().map(|&p| Cross::new(p, 5, BLACK.stroke_width(2))))
         .map_err(|e| plot_error(path, e))?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| plot_error(path, e))?;
-    root.present().map_err(|e| plot_error(path, e))
+    finish(path, &root, &mut chart)
 }
 
 /// Best fitness so far after each generation, one line per strategy.
@@ -125,12 +138,5 @@ fn best_per_generation(path: &Path, results: &[&SearchResult]) -> Result<(), Sea
             .draw_series(points.into_iter().map(|p| Circle::new(p, 3, colour.filled())))
             .map_err(|e| plot_error(path, e))?;
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .draw()
-        .map_err(|e| plot_error(path, e))?;
-    root.present().map_err(|e| plot_error(path, e))
+    finish(path, &root, &mut chart)
 }

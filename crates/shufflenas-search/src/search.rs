@@ -226,7 +226,6 @@ impl Search<'_> {
     }
 
     fn fingerprint(&self, strategy: &str, settings: &impl Serialize, context: &str) -> String {
-        let json = |v: &dyn erased::Json| v.json();
         format!(
             "{strategy}|{}|{}|{}|{}|{context}",
             json(settings),
@@ -544,14 +543,7 @@ impl Search<'_> {
     }
 }
 
-mod erased {
-    /// Object-safe JSON text of a serialisable value.
-    pub trait Json {
-        fn json(&self) -> String;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn json(&self) -> String {
-            serde_json::to_string(self).unwrap_or_default()
-        }
-    }
+/// JSON text of a value, for fingerprints.
+fn json<T: Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }
