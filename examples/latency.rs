@@ -18,9 +18,10 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, Optimizer, SgdConfig};
 use burn::prelude::*;
 use burn::tensor::Distribution;
+use burn::tensor::backend::AutodiffBackend;
 use clap::Parser;
 use rand::SeedableRng;
-use shufflenas::backend::{self, Inference, Training};
+use shufflenas::backend::{self, Training};
 use shufflenas::cli::architecture_for;
 use shufflenas::model::nn::{ShuffleNasNetConfig, SupernetConfig};
 use shufflenas::model::{Architecture, SearchSpace};
@@ -56,6 +57,9 @@ struct Args {
     /// Fold BN into the convs before timing inference.
     #[arg(long)]
     fuse_bn: bool,
+    /// Float precision: f32, or f16/bf16 on the GPU backends.
+    #[arg(long, value_enum, default_value = "f32")]
+    precision: Precision,
     /// Seed of the weights, inputs and paths.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -90,6 +94,27 @@ fn time_it(iters: usize, mut step: impl FnMut(usize)) -> Vec<f64> {
     times
 }
 
+/// Float precision of the timed network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Precision {
+    /// float32 everywhere (every backend).
+    F32,
+    /// float16 tensors (GPU backends only).
+    F16,
+    /// bfloat16 tensors (GPU backends only).
+    Bf16,
+}
+
+impl Precision {
+    fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+            Precision::Bf16 => "bf16",
+        }
+    }
+}
+
 fn run(args: Args) -> Result<(), String> {
     if args.iters == 0 || args.batch == 0 {
         return Err("--iters and --batch must be positive".into());
@@ -103,57 +128,17 @@ fn run(args: Args) -> Result<(), String> {
     };
     space.check().map_err(|e| e.to_string())?;
     let arch = architecture_for(&space, &args.arch).map_err(|e| e.to_string())?;
-    Training::seed(&device, args.seed);
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
     let paths: Vec<Architecture> = (0..args.iters + 3).map(|_| Architecture::random(&space, &mut rng)).collect();
-    let shape = [args.batch, 3, args.size, args.size];
-    let times = if args.train_step {
-        let x = Tensor::<Training, 4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
-        let y =
-            Tensor::<Training, 1, Int>::random([args.batch], Distribution::Uniform(0.0, args.classes as f64), &device);
-        let loss_fn = CrossEntropyLossConfig::new().init(&device);
-        // The PyTorch peer's optimizer: SGD, Nesterov momentum 0.9, weight decay 4e-5.
-        let sgd = SgdConfig::new()
-            .with_momentum(Some(MomentumConfig::new().with_nesterov(true).with_dampening(0.0)))
-            .with_weight_decay(Some(WeightDecayConfig::new(4e-5)));
-        if args.supernet {
-            let mut model =
-                Some(SupernetConfig::new(space.clone()).init::<Training>(&device).map_err(|e| e.to_string())?);
-            let mut optim = sgd.init();
-            time_it(args.iters, |i| {
-                let net = model.take().expect("model present");
-                let logits = net.forward(x.clone(), &paths[i]).expect("valid path");
-                let loss = loss_fn.forward(logits, y.clone());
-                let grads = GradientsParams::from_grads(loss.backward(), &net);
-                model = Some(optim.step(0.01, net, grads));
-            })
-        } else {
-            let config = ShuffleNasNetConfig::new(space.clone(), arch.clone());
-            let mut model = Some(config.init::<Training>(&device).map_err(|e| e.to_string())?);
-            let mut optim = sgd.init();
-            time_it(args.iters, |_| {
-                let net = model.take().expect("model present");
-                let loss = loss_fn.forward(net.forward(x.clone()), y.clone());
-                let grads = GradientsParams::from_grads(loss.backward(), &net);
-                model = Some(optim.step(0.01, net, grads));
-            })
-        }
-    } else {
-        let x = Tensor::<Inference, 4>::random(shape, Distribution::Normal(0.0, 1.0), &device);
-        let sync = |t: Tensor<Inference, 2>| {
-            let _ = t.into_data();
-        };
-        if args.supernet {
-            let net = SupernetConfig::new(space.clone()).init::<Training>(&device).map_err(|e| e.to_string())?.valid();
-            time_it(args.iters, |i| sync(net.forward(x.clone(), &paths[i]).expect("valid path")))
-        } else {
-            let config = ShuffleNasNetConfig::new(space.clone(), arch.clone());
-            let mut net = config.init::<Inference>(&device).map_err(|e| e.to_string())?;
-            if args.fuse_bn {
-                net = net.fuse_bn();
-            }
-            time_it(args.iters, |_| sync(net.forward(x.clone())))
-        }
+    let workload = Workload { args: &args, space: &space, arch: &arch, paths: &paths };
+    let times = match args.precision {
+        Precision::F32 => workload.measure::<Training>(&device)?,
+        #[cfg(any(feature = "wgpu", feature = "cuda"))]
+        Precision::F16 => workload.measure::<backend::TrainingF16>(&device)?,
+        #[cfg(any(feature = "wgpu", feature = "cuda"))]
+        Precision::Bf16 => workload.measure::<backend::TrainingBf16>(&device)?,
+        #[cfg(not(any(feature = "wgpu", feature = "cuda")))]
+        other => return Err(format!("--precision {} needs a GPU backend (--features cuda or wgpu)", other.name())),
     };
     let median = percentile(&times, 0.5);
     let json = serde_json::json!({
@@ -169,8 +154,76 @@ fn run(args: Args) -> Result<(), String> {
         "train_step": args.train_step,
         "supernet": args.supernet,
         "fuse_bn": args.fuse_bn,
+        "precision": args.precision.name(),
         "arch": if args.supernet { "supernet".to_string() } else { arch.to_string() },
     });
     println!("{json}");
     Ok(())
+}
+
+/// What to time: the parsed flags, the space and the genomes.
+struct Workload<'a> {
+    args: &'a Args,
+    space: &'a SearchSpace,
+    arch: &'a Architecture,
+    paths: &'a [Architecture],
+}
+
+impl Workload<'_> {
+    /// Per-iteration wall times in ms (sorted) on backend `B`, every iteration synchronised
+    /// with the device.
+    fn measure<B: AutodiffBackend<Device = backend::Device>>(&self, device: &B::Device) -> Result<Vec<f64>, String> {
+        let (args, space) = (self.args, self.space);
+        B::seed(device, args.seed);
+        let shape = [args.batch, 3, args.size, args.size];
+        let sync = || B::sync(device).expect("device synchronisation");
+        if args.train_step {
+            let x = Tensor::<B, 4>::random(shape, Distribution::Normal(0.0, 1.0), device);
+            let y = Tensor::<B, 1, Int>::random([args.batch], Distribution::Uniform(0.0, args.classes as f64), device);
+            let loss_fn = CrossEntropyLossConfig::new().init(device);
+            // The PyTorch peer's optimizer: SGD, Nesterov momentum 0.9, weight decay 4e-5.
+            let sgd = SgdConfig::new()
+                .with_momentum(Some(MomentumConfig::new().with_nesterov(true).with_dampening(0.0)))
+                .with_weight_decay(Some(WeightDecayConfig::new(4e-5)));
+            if args.supernet {
+                let mut model = Some(SupernetConfig::new(space.clone()).init::<B>(device).map_err(|e| e.to_string())?);
+                let mut optim = sgd.init();
+                Ok(time_it(args.iters, |i| {
+                    let net = model.take().expect("model present");
+                    let logits = net.forward(x.clone(), &self.paths[i]).expect("valid path");
+                    let loss = loss_fn.forward(logits, y.clone());
+                    let grads = GradientsParams::from_grads(loss.backward(), &net);
+                    model = Some(optim.step(0.01, net, grads));
+                    sync();
+                }))
+            } else {
+                let config = ShuffleNasNetConfig::new(space.clone(), self.arch.clone());
+                let mut model = Some(config.init::<B>(device).map_err(|e| e.to_string())?);
+                let mut optim = sgd.init();
+                Ok(time_it(args.iters, |_| {
+                    let net = model.take().expect("model present");
+                    let loss = loss_fn.forward(net.forward(x.clone()), y.clone());
+                    let grads = GradientsParams::from_grads(loss.backward(), &net);
+                    model = Some(optim.step(0.01, net, grads));
+                    sync();
+                }))
+            }
+        } else {
+            let x = Tensor::<B::InnerBackend, 4>::random(shape, Distribution::Normal(0.0, 1.0), device);
+            let read = |t: Tensor<B::InnerBackend, 2>| {
+                let _ = t.into_data();
+            };
+            if args.supernet {
+                let net = SupernetConfig::new(space.clone()).init::<B>(device).map_err(|e| e.to_string())?.valid();
+                Ok(time_it(args.iters, |i| read(net.forward(x.clone(), &self.paths[i]).expect("valid path"))))
+            } else {
+                let config = ShuffleNasNetConfig::new(space.clone(), self.arch.clone());
+                let mut net = config.init::<B::InnerBackend>(device).map_err(|e| e.to_string())?;
+                if args.fuse_bn {
+                    net = net.fuse_bn();
+                }
+                Ok(time_it(args.iters, |_| read(net.forward(x.clone()))))
+            }
+        }
+    }
 }

@@ -9,6 +9,8 @@ use burn::backend::Autodiff;
 mod chosen {
     /// The inference backend.
     pub type Inference = burn::backend::Cuda;
+    /// The same backend with another float element type (half precision).
+    pub type WithFloat<F> = burn::backend::Cuda<F>;
     /// Its device type.
     pub type Device = burn::backend::cuda::CudaDevice;
     /// Backend name for logs and reports.
@@ -31,6 +33,8 @@ mod chosen {
 mod chosen {
     /// The inference backend.
     pub type Inference = burn::backend::Wgpu;
+    /// The same backend with another float element type (half precision).
+    pub type WithFloat<F> = burn::backend::Wgpu<F>;
     /// Its device type.
     pub type Device = burn::backend::wgpu::WgpuDevice;
     /// Backend name for logs and reports.
@@ -68,6 +72,14 @@ pub use chosen::{Device, Inference, NAME, device};
 
 /// The training backend: autodiff over the inference backend.
 pub type Training = Autodiff<Inference>;
+
+/// Half-precision training backend (float16 tensors), on the GPU backends only.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+pub type TrainingF16 = Autodiff<chosen::WithFloat<burn::tensor::f16>>;
+
+/// Half-precision training backend (bfloat16 tensors), on the GPU backends only.
+#[cfg(any(feature = "wgpu", feature = "cuda"))]
+pub type TrainingBf16 = Autodiff<chosen::WithFloat<burn::tensor::bf16>>;
 
 /// Threads the CPU backend uses (rayon's pool).
 pub fn threads() -> usize {

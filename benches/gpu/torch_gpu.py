@@ -1,6 +1,6 @@
 """PyTorch eager peer on a GPU, same JSON shape as our `latency` example.
 
-    python3 torch_gpu.py --batch 256 --size 224 [--train-step] [--supernet] [--amp]
+    python3 torch_gpu.py --batch 256 --size 224 [--train-step] [--supernet] [--amp f16|bf16]
 
 Imports the peer implementation `torch_oneshot.py` from ../shared/bench (put it on
 PYTHONPATH). Prints {"median_ms", "images_per_s", ...} on its last line."""
@@ -16,6 +16,7 @@ ap.add_argument("--classes", type=int, default=1000)
 ap.add_argument("--iters", type=int, default=20)
 ap.add_argument("--train-step", action="store_true")
 ap.add_argument("--supernet", action="store_true")
+ap.add_argument("--amp", choices=["f16", "bf16"], help="autocast to this dtype (BN stays float32)")
 a = ap.parse_args()
 dev = torch.device("cuda")
 torch.manual_seed(0)
@@ -34,15 +35,26 @@ def run():
     return net(x)
 
 
+amp = {"f16": torch.float16, "bf16": torch.bfloat16}.get(a.amp)
+scaler = torch.amp.GradScaler("cuda", enabled=a.amp == "f16" and a.train_step)
+
+
+def autocast():
+    return torch.autocast("cuda", dtype=amp or torch.float16, enabled=amp is not None)
+
+
 def step():
     if a.train_step:
         net.train()
         opt.zero_grad(set_to_none=True)
-        lossf(run(), y).backward()
-        opt.step()
+        with autocast():
+            loss = lossf(run(), y)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
     else:
         net.eval()
-        with torch.no_grad():
+        with torch.no_grad(), autocast():
             run()
     torch.cuda.synchronize()
 
@@ -57,4 +69,4 @@ for _ in range(a.iters):
 med = statistics.median(ts)
 print(json.dumps({"median_ms": med * 1e3, "images_per_s": a.batch / med, "torch": torch.__version__,
                   "device": torch.cuda.get_device_name(0), "batch": a.batch, "size": a.size,
-                  "train_step": a.train_step, "supernet": a.supernet}))
+                  "train_step": a.train_step, "supernet": a.supernet, "amp": a.amp}))

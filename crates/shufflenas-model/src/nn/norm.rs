@@ -8,6 +8,10 @@
 //!   variance of every input seen, combined in f64 with Chan's formula, so the result
 //!   does not depend on how the images are split into batches.
 //!
+//! Half precision: with float16/bfloat16 activations, the batch statistics, the running
+//! statistics and the normalisation's scale and shift are computed in float32 (the seed's
+//! `cast` keeps BN in float32); the output has the input's float type.
+//!
 //! Momentum uses Burn's convention, the weight of the new batch:
 //! `running = (1 − momentum) · running + momentum · batch`. MXNet's `momentum=0.1`
 //! (the seed's setting) is the weight of the *old* value, i.e. Burn momentum 0.9.
@@ -16,6 +20,7 @@ use std::sync::{Arc, Mutex};
 
 use burn::module::{Param, RunningState};
 use burn::prelude::*;
+use burn::tensor::{DType, FloatDType};
 
 /// Config of [`SlicedBatchNorm`].
 #[derive(Config, Debug)]
@@ -93,13 +98,27 @@ impl SlicedBatchNormConfig {
         SlicedBatchNorm {
             gamma: Param::from_tensor(Tensor::ones([c], device)),
             beta: Param::from_tensor(Tensor::full([c], self.beta_init, device)),
-            running_mean: RunningState::new(Tensor::zeros([c], device)),
-            running_var: RunningState::new(Tensor::ones([c], device)),
+            running_mean: RunningState::new(in_stats_precision(Tensor::zeros([c], device))),
+            running_var: RunningState::new(in_stats_precision(Tensor::ones([c], device))),
             momentum: self.momentum,
             epsilon: self.epsilon,
             recalibration: Arc::default(),
         }
     }
+}
+
+/// `t` in the float type BN statistics use: float32 for half-precision tensors, else
+/// unchanged.
+fn in_stats_precision<B: Backend, const D: usize>(t: Tensor<B, D>) -> Tensor<B, D> {
+    match t.dtype() {
+        DType::F16 | DType::BF16 => t.cast(FloatDType::F32),
+        _ => t,
+    }
+}
+
+/// `t` cast to `dtype` (no-op, and no autodiff node, when it already has it).
+fn with_dtype<B: Backend, const D: usize>(t: Tensor<B, D>, dtype: DType) -> Tensor<B, D> {
+    if t.dtype() == dtype { t } else { t.cast(FloatDType::from(dtype)) }
 }
 
 fn first<B: Backend>(t: Tensor<B, 1>, c: usize) -> Tensor<B, 1> {
@@ -134,14 +153,14 @@ impl<B: Backend> SlicedBatchNorm<B> {
         if recalibrating {
             return self.forward_recalibrate(x);
         }
-        let mean = first(self.running_mean.value_sync(), c);
-        let var = first(self.running_var.value_sync(), c);
+        let mean = first(in_stats_precision(self.running_mean.value_sync()), c);
+        let var = first(in_stats_precision(self.running_var.value_sync()), c);
         self.normalize(x, mean, var)
     }
 
     fn batch_stats(x: &Tensor<B, 4>) -> (Tensor<B, 1>, Tensor<B, 1>) {
         let [n, c, h, w] = x.dims();
-        let flat = x.clone().swap_dims(0, 1).reshape([c, n * h * w]);
+        let flat = in_stats_precision(x.clone().swap_dims(0, 1).reshape([c, n * h * w]));
         let (var, mean) = flat.var_mean_bias(1);
         (mean.reshape([c]), var.reshape([c]))
     }
@@ -151,7 +170,7 @@ impl<B: Backend> SlicedBatchNorm<B> {
         let (mean, var) = Self::batch_stats(&x);
         let m = self.momentum;
         for (state, batch) in [(&self.running_mean, &mean), (&self.running_var, &var)] {
-            let full = state.value_sync();
+            let full = in_stats_precision(state.value_sync());
             let old = first(full.clone(), c);
             let new = old.mul_scalar(1.0 - m).add(batch.clone().detach().mul_scalar(m));
             let updated = if full.dims()[0] == c { new } else { full.slice_assign([0..c], new) };
@@ -178,8 +197,10 @@ impl<B: Backend> SlicedBatchNorm<B> {
 
     fn normalize(&self, x: Tensor<B, 4>, mean: Tensor<B, 1>, var: Tensor<B, 1>) -> Tensor<B, 4> {
         let [n, c, _, _] = x.dims();
-        let scale = first(self.gamma.val(), c).div(var.add_scalar(self.epsilon).sqrt());
-        let shift = first(self.beta.val(), c).sub(mean.mul(scale.clone()));
+        let dtype = x.dtype();
+        let scale = in_stats_precision(first(self.gamma.val(), c)).div(var.add_scalar(self.epsilon).sqrt());
+        let shift = in_stats_precision(first(self.beta.val(), c)).sub(mean.mul(scale.clone()));
+        let (scale, shift) = (with_dtype(scale, dtype), with_dtype(shift, dtype));
         x.mul(per_channel(scale, n)).add(per_channel(shift, n))
     }
 
@@ -210,7 +231,7 @@ impl<B: Backend> SlicedBatchNorm<B> {
         }
         let to_tensor = |v: Vec<f64>| {
             let n = v.len();
-            Tensor::<B, 1>::from_data(TensorData::new(v, [n]).convert::<f32>(), &device)
+            in_stats_precision(Tensor::<B, 1>::from_data(TensorData::new(v, [n]).convert::<f32>(), &device))
         };
         self.running_mean.update(to_tensor(mean));
         self.running_var.update(to_tensor(var));
@@ -230,10 +251,53 @@ impl<B: Backend> SlicedBatchNorm<B> {
         }
     }
 
-    /// The affine form `y = scale · x + shift` of the inference-mode layer, `[channels]` each.
+    /// The affine form `y = scale · x + shift` of the inference-mode layer, `[channels]` each,
+    /// in the parameters' float type.
     pub fn inference_affine(&self) -> (Tensor<B, 1>, Tensor<B, 1>) {
-        let scale = self.gamma.val().div(self.running_var.value_sync().add_scalar(self.epsilon).sqrt());
-        let shift = self.beta.val().sub(self.running_mean.value_sync().mul(scale.clone()));
-        (scale, shift)
+        let dtype = self.gamma.val().dtype();
+        let var = in_stats_precision(self.running_var.value_sync());
+        let scale = in_stats_precision(self.gamma.val()).div(var.add_scalar(self.epsilon).sqrt());
+        let mean = in_stats_precision(self.running_mean.value_sync());
+        let shift = in_stats_precision(self.beta.val()).sub(mean.mul(scale.clone()));
+        (with_dtype(scale, dtype), with_dtype(shift, dtype))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::backend::{Autodiff, Flex};
+    use burn::tensor::Distribution;
+
+    type B = Autodiff<Flex>;
+
+    fn floats<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+        t.into_data().convert::<f32>().into_vec().expect("float data")
+    }
+
+    #[test]
+    fn half_precision_activations_keep_float32_statistics() {
+        let device = Default::default();
+        B::seed(&device, 7);
+        let x = Tensor::<B, 4>::random([4, 6, 5, 5], Distribution::Normal(1.0, 2.0), &device);
+        let full = SlicedBatchNormConfig::new(8).init::<B>(&device);
+        let half = SlicedBatchNormConfig::new(8).init::<B>(&device);
+
+        let reference = full.forward(x.clone());
+        let y = half.forward(x.clone().cast(FloatDType::F16));
+
+        assert_eq!(y.dtype(), DType::F16, "output keeps the input's float type");
+        assert_eq!(half.running_mean.value_sync().dtype(), DType::F32);
+        assert_eq!(half.running_var.value_sync().dtype(), DType::F32);
+        let worst = floats(y.clone()).iter().zip(floats(reference)).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        assert!(worst < 1e-2, "f16 output differs from f32 by {worst}");
+        // The running statistics only differ by the f16 rounding of the input.
+        let (m16, m32) = (floats(half.running_mean.value_sync()), floats(full.running_mean.value_sync()));
+        assert!(m16.iter().zip(&m32).all(|(a, b)| (a - b).abs() < 1e-3), "{m16:?} vs {m32:?}");
+        assert_eq!(&m16[6..], &[0.0, 0.0], "channels beyond the slice are untouched");
+
+        let grads = y.cast(FloatDType::F32).sum().backward();
+        let gamma_grad = half.gamma.grad(&grads).expect("gamma gets a gradient");
+        assert_eq!(gamma_grad.dims(), [8]);
     }
 }
