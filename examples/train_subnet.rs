@@ -49,6 +49,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<(), String> {
     let device = backend::device()?;
+    let devices = backend::devices(args.train.devices.into())?;
     let loaders = args.data.loaders(args.train.seed).map_err(|e| e.to_string())?;
     let layout = match args.layout.as_str() {
         "oneshot" => Layout::OneShot,
@@ -118,8 +119,9 @@ fn run(args: Args) -> Result<(), String> {
         }
     };
     let fitted = match &teacher {
+        Some(_) if devices.len() > 1 => return Err("distillation runs on one device: drop --devices".into()),
         Some((teacher, _, _)) => trainer.fit_with_teacher(net, teacher, &device, args.train.resume, &mut on_epoch),
-        None => trainer.fit(net, &device, args.train.resume, &mut on_epoch),
+        None => trainer.fit_data_parallel(net, &devices, args.train.resume, &mut on_epoch),
     };
     let (_, history) = fitted.map_err(|e| e.to_string())?;
     if let Some(last) = history.last() {

@@ -58,6 +58,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<(), String> {
     let device = backend::device()?;
+    let devices = backend::devices(args.train.devices.into())?;
     let loaders = args.data.loaders(args.train.seed).map_err(|e| e.to_string())?;
     let space = loaders.search_space();
     let (lo, hi) = (space.searchable_min_id, space.searchable_max_id);
@@ -107,7 +108,7 @@ fn run(args: Args) -> Result<(), String> {
     );
     let epochs = args.train.epochs;
     trainer
-        .fit(net, &device, args.train.resume, &mut |m| {
+        .fit_data_parallel(net, &devices, args.train.resume, &mut |m| {
             let allowed = sampler.schedule().allowed(m.epoch);
             println!("{} | channel ids {}..={}", epoch_line(m, epochs), allowed.start(), allowed.end());
             if let Err(e) = append_csv(&dir, m) {

@@ -27,6 +27,20 @@ mod chosen {
         }
         Ok(Device::default())
     }
+
+    /// GPUs `0..n`.
+    ///
+    /// # Errors
+    /// A message naming the first GPU that is not there.
+    pub fn devices(n: usize) -> Result<Vec<Device>, String> {
+        device()?;
+        (0..n)
+            .map(|index| match std::path::Path::new(&format!("/dev/nvidia{index}")).exists() {
+                true => Ok(Device { index }),
+                false => Err(format!("--devices {n}: CUDA device {index} (/dev/nvidia{index}) not found")),
+            })
+            .collect()
+    }
 }
 
 #[cfg(all(feature = "wgpu", not(feature = "cuda")))]
@@ -46,6 +60,17 @@ mod chosen {
     pub fn device() -> Result<Device, String> {
         Ok(Device::default())
     }
+
+    /// The default adapter for one device, discrete GPUs `0..n` for more.
+    ///
+    /// # Errors
+    /// Never (a missing adapter shows on first use).
+    pub fn devices(n: usize) -> Result<Vec<Device>, String> {
+        Ok(match n {
+            1 => vec![Device::default()],
+            _ => (0..n).map(Device::DiscreteGpu).collect(),
+        })
+    }
 }
 
 #[cfg(all(feature = "flex", not(any(feature = "wgpu", feature = "cuda"))))]
@@ -63,12 +88,23 @@ mod chosen {
     pub fn device() -> Result<Device, String> {
         Ok(burn::backend::flex::FlexDevice)
     }
+
+    /// The one CPU device.
+    ///
+    /// # Errors
+    /// For more than one device: flex has only one.
+    pub fn devices(n: usize) -> Result<Vec<Device>, String> {
+        match n {
+            1 => Ok(vec![burn::backend::flex::FlexDevice]),
+            _ => Err(format!("--devices {n}: the flex (CPU) backend has one device; use --features cuda or wgpu")),
+        }
+    }
 }
 
 #[cfg(not(any(feature = "flex", feature = "wgpu", feature = "cuda")))]
 compile_error!("enable one backend feature of shufflenas: flex (default), wgpu or cuda");
 
-pub use chosen::{Device, Inference, NAME, device};
+pub use chosen::{Device, Inference, NAME, device, devices};
 
 /// The training backend: autodiff over the inference backend.
 pub type Training = Autodiff<Inference>;

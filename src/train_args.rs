@@ -52,6 +52,10 @@ pub struct TrainArgs {
     /// Resume from the latest checkpoint in --out.
     #[arg(long, requires = "out")]
     pub resume: bool,
+    /// Data-parallel training over this many devices (GPUs 0..N of the cuda or wgpu
+    /// backend; each step's batch is split between them).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
+    pub devices: u16,
 }
 
 impl TrainArgs {

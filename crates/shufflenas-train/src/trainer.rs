@@ -11,6 +11,11 @@
 //! Optional extras: mixup ([`TrainConfig::mixup_alpha`]), knowledge distillation from a
 //! teacher ([`TrainConfig::distill`], [`Trainer::fit_with_teacher`]) and a per-step
 //! callback for progress bars ([`Trainer::on_step`]).
+//!
+//! Data parallel: [`Trainer::fit_data_parallel`] splits every batch over several devices
+//! (one model replica each) and averages the gradients on the first, with Burn's own
+//! pieces (`Module::fork`, `GradientsParams::to_device`, `GradientsAccumulator`), as
+//! burn-train's multi-device strategy does.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -18,7 +23,7 @@ use std::time::Instant;
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::lr_scheduler::LrScheduler;
-use burn::optim::{GradientsParams, Optimizer};
+use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
 use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
@@ -246,6 +251,21 @@ struct RunState {
     fingerprint: String,
 }
 
+/// `n` rows split into `min(parts, n)` contiguous, nearly equal ranges (the first ones
+/// one longer), for the devices of a data-parallel step.
+fn shard_ranges(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
+    let parts = parts.clamp(1, n.max(1));
+    let (size, extra) = (n / parts, n % parts);
+    let mut start = 0;
+    (0..parts)
+        .map(|i| {
+            let len = size + usize::from(i < extra);
+            start += len;
+            start - len..start
+        })
+        .collect()
+}
+
 fn checkpoint_error(path: &Path, e: impl std::fmt::Display) -> TrainError {
     TrainError::Checkpoint { path: path.display().to_string(), reason: e.to_string() }
 }
@@ -314,7 +334,36 @@ impl Trainer<'_> {
         M: TrainNet<B>,
         M::InnerModule: ValidNet<B::InnerBackend>,
     {
-        self.run(model, None, device, resume, on_epoch)
+        self.run(model, None, std::slice::from_ref(device), resume, on_epoch)
+    }
+
+    /// [`Trainer::fit`], data parallel over `devices`; the first is the main device, which
+    /// holds the model, the optimizer and the checkpoints.
+    ///
+    /// Each step splits the batch into one contiguous shard per device, runs forward and
+    /// backward on a replica of the model there (`Module::fork`), weights each shard's
+    /// loss by its share of the batch, sums the gradients on the main device (Burn's
+    /// `GradientsAccumulator`) and steps the optimizer once: the update of one device on
+    /// the whole batch, except that batch norm sees per-shard statistics (as PyTorch's
+    /// DDP without SyncBN) and updates its running statistics once per shard. The replicas
+    /// run one after the other from this thread; on the asynchronous GPU backends their
+    /// kernels overlap. One device is exactly [`Trainer::fit`].
+    ///
+    /// # Errors
+    /// As [`Trainer::fit`]; [`TrainError::Config`] for an empty device list.
+    pub fn fit_data_parallel<B, M>(
+        &self,
+        model: M,
+        devices: &[B::Device],
+        resume: bool,
+        on_epoch: &mut dyn FnMut(&EpochMetrics),
+    ) -> Result<(M, Vec<EpochMetrics>), TrainError>
+    where
+        B: AutodiffBackend,
+        M: TrainNet<B>,
+        M::InnerModule: ValidNet<B::InnerBackend>,
+    {
+        self.run(model, None, devices, resume, on_epoch)
     }
 
     /// [`Trainer::fit`] with knowledge distillation from `teacher` (a trained network
@@ -336,14 +385,14 @@ impl Trainer<'_> {
         M: TrainNet<B>,
         M::InnerModule: ValidNet<B::InnerBackend>,
     {
-        self.run(model, Some(teacher), device, resume, on_epoch)
+        self.run(model, Some(teacher), std::slice::from_ref(device), resume, on_epoch)
     }
 
     fn run<B, M>(
         &self,
         model: M,
         teacher: Option<&dyn Teacher<B::InnerBackend>>,
-        device: &B::Device,
+        devices: &[B::Device],
         resume: bool,
         on_epoch: &mut dyn FnMut(&EpochMetrics),
     ) -> Result<(M, Vec<EpochMetrics>), TrainError>
@@ -353,6 +402,9 @@ impl Trainer<'_> {
         M::InnerModule: ValidNet<B::InnerBackend>,
     {
         self.config.check()?;
+        let Some(device) = devices.first() else {
+            return Err(TrainError::Config("data-parallel training needs at least one device".into()));
+        };
         let distill = match (self.config.distill, teacher) {
             (Some(d), Some(teacher)) => Some((d, teacher)),
             (None, None) => None,
@@ -413,18 +465,12 @@ impl Trainer<'_> {
                 let mixup_on = epoch + self.config.mixup_off_last_epochs < self.config.epochs;
                 let mix = (self.config.mixup_alpha > 0.0 && mixup_on)
                     .then(|| MixPlan::draw(self.config.mixup_alpha, self.config.seed, state.global_step, n));
-                let (x, y) = match &mix {
-                    Some(mix) => mix.mix_images(&batch).to_tensors::<B>(device),
-                    None => batch.to_tensors::<B>(device),
-                };
-                // The teacher sees the same (mixed) images, without gradient; a zero
-                // weight skips it, so w = 0 is exactly plain training.
-                let soft = match distill {
-                    Some((d, teacher)) if d.weight > 0.0 => {
-                        let targets = soft_targets(teacher.teacher_logits(x.clone().inner()), d.temperature);
-                        Some((d, Tensor::<B, 2>::from_inner(targets)))
-                    }
-                    _ => None,
+                let mixed = mix.as_ref().map(|mix| mix.mix_images(&batch));
+                let images = mixed.as_ref().unwrap_or(&batch);
+                let partner = mix.as_ref().map(|mix| mix.partner_labels(&batch.labels));
+                let scored = match &mix {
+                    Some(mix) => mix.dominant_labels(&batch.labels),
+                    None => batch.labels.clone(),
                 };
                 let plan = match self.sampler {
                     Some(sampler) => {
@@ -433,24 +479,56 @@ impl Trainer<'_> {
                     }
                     None => None,
                 };
-                let logits = model.train_logits(x, plan.as_ref())?;
-                let hard = match &mix {
-                    Some(mix) => {
-                        let partner = mix.partner_labels(&batch.labels);
-                        let partner = Tensor::from_data(TensorData::new(partner, [n]), device);
-                        loss_fn.forward(logits.clone(), y).mul_scalar(mix.lambda)
-                            + loss_fn.forward(logits.clone(), partner).mul_scalar(1.0 - mix.lambda)
+                let shards = shard_ranges(n, devices.len());
+                let mut shard_losses = Vec::with_capacity(shards.len());
+                let mut accumulated = GradientsAccumulator::<M>::new();
+                let mut single = None;
+                for (range, shard_device) in shards.iter().zip(devices) {
+                    let replica = if shards.len() == 1 { model.clone() } else { model.clone().fork(shard_device) };
+                    let part = images.rows(range.clone());
+                    let (x, y) = part.to_tensors::<B>(shard_device);
+                    // The teacher lives on the main device and sees the same (mixed) images,
+                    // without gradient; a zero weight skips it, so w = 0 is exactly plain
+                    // training.
+                    let soft = match distill {
+                        Some((d, teacher)) if d.weight > 0.0 => {
+                            let on_main = part.to_tensors::<B>(device).0.inner();
+                            let targets = soft_targets(teacher.teacher_logits(on_main), d.temperature);
+                            Some((d, Tensor::<B, 2>::from_inner(targets).to_device(shard_device)))
+                        }
+                        _ => None,
+                    };
+                    let logits = replica.train_logits(x, plan.as_ref())?;
+                    let hard = match (&mix, &partner) {
+                        (Some(mix), Some(partner)) => {
+                            let partner = partner[range.clone()].to_vec();
+                            let partner = Tensor::from_data(TensorData::new(partner, [range.len()]), shard_device);
+                            loss_fn.forward(logits.clone(), y).mul_scalar(mix.lambda)
+                                + loss_fn.forward(logits.clone(), partner).mul_scalar(1.0 - mix.lambda)
+                        }
+                        _ => loss_fn.forward(logits.clone(), y),
+                    };
+                    let loss = match soft {
+                        Some((d, targets)) => {
+                            let kl = distillation_kl(logits.clone(), targets, d.temperature);
+                            hard.mul_scalar(1.0 - d.weight) + kl.mul_scalar(d.weight * d.temperature * d.temperature)
+                        }
+                        None => hard,
+                    };
+                    let loss = if shards.len() == 1 { loss } else { loss.mul_scalar(range.len() as f64 / n as f64) };
+                    let grads = GradientsParams::from_grads(loss.backward(), &replica);
+                    if shards.len() == 1 {
+                        single = Some(grads);
+                    } else {
+                        accumulated.accumulate(&model, grads.to_device(device, &model));
                     }
-                    None => loss_fn.forward(logits.clone(), y),
-                };
-                let loss = match soft {
-                    Some((d, targets)) => {
-                        let kl = distillation_kl(logits.clone(), targets, d.temperature);
-                        hard.mul_scalar(1.0 - d.weight) + kl.mul_scalar(d.weight * d.temperature * d.temperature)
-                    }
-                    None => hard,
-                };
-                let loss_value = loss.clone().into_scalar().elem::<f64>();
+                    shard_losses.push((loss, logits, range.clone()));
+                }
+                let mut loss_value = 0.0;
+                for (loss, logits, range) in shard_losses {
+                    loss_value += loss.into_scalar().elem::<f64>();
+                    correct += correct_counts(logits, &scored[range]).0;
+                }
                 if !loss_value.is_finite() {
                     return Err(TrainError::NonFinite {
                         loss: loss_value,
@@ -459,15 +537,11 @@ impl Trainer<'_> {
                         dir: self.dir.display().to_string(),
                     });
                 }
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                let grads = single.unwrap_or_else(|| accumulated.grads());
                 let rate = lr.step();
                 model = optim.step(rate, model, grads);
                 loss_sum += loss_value * n as f64;
                 seen += n;
-                correct += match &mix {
-                    Some(mix) => correct_counts(logits, &mix.dominant_labels(&batch.labels)).0,
-                    None => correct_counts(logits, &batch.labels).0,
-                };
                 state.global_step += 1;
                 if let Some(on_step) = self.on_step {
                     on_step(&StepInfo {
@@ -671,6 +745,13 @@ mod tests {
         let json = serde_json::to_string(&on).unwrap();
         assert!(json.contains("\"mixup_alpha\":0.2") && json.contains("\"temperature\":2.0"), "{json}");
         assert_eq!(serde_json::from_str::<TrainConfig>(&json).unwrap(), on);
+    }
+
+    #[test]
+    fn shards_cover_the_batch_in_order() {
+        assert_eq!(shard_ranges(10, 3), vec![0..4, 4..7, 7..10]);
+        assert_eq!(shard_ranges(2, 4), vec![0..1, 1..2]);
+        assert_eq!(shard_ranges(5, 1), vec![0..5]);
     }
 
     #[test]

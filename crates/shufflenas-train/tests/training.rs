@@ -54,6 +54,21 @@ fn params(model: &impl burn::module::Module<Flex>) -> Vec<f32> {
     out
 }
 
+/// The trainable parameters (not the BN running statistics) of an autodiff module.
+fn trainable(model: &impl burn::module::Module<B>) -> Vec<f32> {
+    let mut out = Vec::new();
+    struct Collect<'a>(&'a mut Vec<f32>);
+    impl burn::module::ModuleVisitor<B> for Collect<'_> {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<B, D>>) {
+            if param.val().is_require_grad() {
+                self.0.extend(param.val().into_data().into_vec::<f32>().unwrap());
+            }
+        }
+    }
+    model.visit(&mut Collect(&mut out));
+    out
+}
+
 fn config() -> TrainConfig {
     TrainConfig {
         epochs: 2,
@@ -395,4 +410,60 @@ fn distillation_lowers_the_kl_to_the_teacher() {
     eprintln!("KL to the teacher {before} -> {after}");
     assert!(after < 0.7 * before, "KL to the teacher {before} -> {after}");
     let _ = std::fs::remove_dir_all(dir);
+}
+
+// Data parallel over two replicas of the net, on batches whose two halves are the same
+// images: each shard then has the full batch's BN statistics and loss, so the averaged
+// gradient equals one device's. After one step the weights agree to rounding; over two
+// epochs the losses agree (the weights drift apart by amplified rounding: the batch-norm
+// backward of near-constant channels is ill-conditioned). A sum instead of an average, or
+// a replica that misses the optimizer's update, fails both.
+#[test]
+fn data_parallel_over_two_replicas_equals_one_device_on_mirrored_batches() {
+    let _guard = serial();
+    let device = Default::default();
+    let space = SearchSpace { dropout: 0.0, ..SearchSpace::tiny(1, 10) };
+    let data = embedded_fashion_mnist(true).unwrap();
+    let norm = Normalization::fashion_mnist();
+    let mirrored = |halves: Vec<std::ops::Range<usize>>| {
+        let images = Arc::new(data.subset(halves.into_iter().flatten().collect()));
+        BatchLoader::new(images, Transform::SmallEval { size: 32, norm: norm.clone() }, 16, 1)
+            .unwrap()
+            .without_shuffle()
+    };
+    let arch = Architecture::random_seeded(&space, 4);
+    B::seed(&device, 5);
+    let net = ShuffleNasNetConfig::new(space, arch.clone()).init::<B>(&device).unwrap();
+    shufflenas_train::checkpoint::tensor_shapes(&net);
+    let both = |train: &BatchLoader, config: TrainConfig, name: &str| {
+        let one = fixed_trainer(train, config.clone(), run_dir(&format!("{name}-one")), &arch);
+        let single = one.fit(net.clone(), &device, false, &mut |_| {}).unwrap();
+        let two = fixed_trainer(train, config, run_dir(&format!("{name}-two")), &arch);
+        let parallel = two.fit_data_parallel(net.clone(), &[device, device], false, &mut |_| {}).unwrap();
+        for dir in [&one.dir, &two.dir] {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        (single, parallel)
+    };
+
+    let one_step = TrainConfig { epochs: 1, warmup_epochs: 0, lr: 0.2, ..config() };
+    let ((single, _), (parallel, _)) = both(&mirrored(vec![0..8, 0..8]), one_step, "dp-step");
+    // Running statistics are left out: they are updated once per shard.
+    let (before, a, b) = (trainable(&net), trainable(&single), trainable(&parallel));
+    let moved = before.iter().zip(&a).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    let apart = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert!(moved > 1e-2, "the step moved the weights by only {moved}");
+    assert!(apart < 1e-3 * moved, "one data-parallel step differs from one device's by {apart} (moved {moved})");
+
+    let two_epochs = TrainConfig { epochs: 2, lr: 0.2, ..config() };
+    let ((_, single), (_, parallel)) = both(&mirrored(vec![0..8, 0..8, 8..16, 8..16]), two_epochs, "dp-epochs");
+    for (s, p) in single.iter().zip(&parallel) {
+        assert!((s.train_loss - p.train_loss).abs() < 1e-3, "{s:?} vs {p:?}");
+        assert_eq!(s.train_top1, p.train_top1);
+    }
+
+    let train = mirrored(vec![0..8, 0..8]);
+    let no_device = fixed_trainer(&train, config(), run_dir("dp-none"), &arch);
+    let err = no_device.fit_data_parallel::<B, _>(net, &[], false, &mut |_| {}).unwrap_err();
+    assert!(err.to_string().contains("at least one device"), "{err}");
 }

@@ -28,6 +28,20 @@ impl Batch {
         let labels = Tensor::from_data(TensorData::new(self.labels.clone(), [self.labels.len()]), device);
         (images, labels)
     }
+
+    /// Images and labels `rows` of the batch, as a batch of their own.
+    ///
+    /// # Panics
+    /// If `rows` reaches past the batch.
+    pub fn rows(&self, rows: std::ops::Range<usize>) -> Batch {
+        let [_, c, h, w] = self.shape;
+        let per_image = c * h * w;
+        Batch {
+            images: self.images[rows.start * per_image..rows.end * per_image].to_vec(),
+            shape: [rows.len(), c, h, w],
+            labels: self.labels[rows].to_vec(),
+        }
+    }
 }
 
 /// Splits a dataset into mini-batches, in a seeded order per epoch, with a seeded
