@@ -29,9 +29,10 @@ struct Args {
     /// Preset, JSON genome file or BLOCKS;CHANNELS.
     #[arg(long, default_value = "oneshot-s+")]
     arch: String,
-    /// Stage layout: oneshot or shufflenetv2plus.
-    #[arg(long, default_value = "oneshot")]
-    layout: String,
+    /// Stage layout, overriding the space's: oneshot or shufflenetv2plus (default: the
+    /// --space's own widths).
+    #[arg(long)]
+    layout: Option<String>,
     /// Data.
     #[command(flatten)]
     data: DataArgs,
@@ -51,12 +52,12 @@ fn run(args: Args) -> Result<(), String> {
     let device = backend::device()?;
     let devices = backend::devices(args.train.devices.into())?;
     let loaders = args.data.loaders(args.train.seed).map_err(|e| e.to_string())?;
-    let layout = match args.layout.as_str() {
-        "oneshot" => Layout::OneShot,
-        "shufflenetv2plus" | "shufflenetv2+" => Layout::ShuffleNetV2Plus,
-        other => return Err(format!("unknown layout '{other}' (oneshot, shufflenetv2plus)")),
+    let space = match args.layout.as_deref() {
+        None => loaders.search_space(),
+        Some("oneshot") => loaders.search_space().with_layout(Layout::OneShot),
+        Some("shufflenetv2plus" | "shufflenetv2+") => loaders.search_space().with_layout(Layout::ShuffleNetV2Plus),
+        Some(other) => return Err(format!("unknown layout '{other}' (oneshot, shufflenetv2plus)")),
     };
-    let space = loaders.search_space().with_layout(layout);
     let arch = architecture_for(&space, &args.arch).map_err(|e| e.to_string())?;
     Training::seed(&device, args.train.seed);
     let net =
