@@ -78,6 +78,10 @@ struct Args {
     /// Print the unrounded totals as one JSON object on the last line.
     #[arg(long)]
     json: bool,
+    /// Profile in the tiny space (16–128 channels, 32×32 input, the examples' `--space
+    /// tiny`) instead: uses --input-channels and --classes, ignores the other space flags.
+    #[arg(long)]
+    tiny: bool,
 }
 
 fn main() -> ExitCode {
@@ -89,14 +93,18 @@ fn run(args: Args) -> Result<(), String> {
         LayoutArg::Oneshot => Layout::OneShot,
         LayoutArg::Shufflenetv2plus => Layout::ShuffleNetV2Plus,
     };
-    let space = SearchSpace {
-        use_se: !args.no_se,
-        last_conv_after_pooling: matches!(args.head, HeadArg::Mobilenetv3),
-        input_size: args.input_size,
-        input_channels: args.input_channels,
-        num_classes: args.classes,
-        stem_stride: args.stem_stride,
-        ..SearchSpace::oneshot_plus().with_layout(layout)
+    let space = if args.tiny {
+        SearchSpace::tiny(args.input_channels, args.classes)
+    } else {
+        SearchSpace {
+            use_se: !args.no_se,
+            last_conv_after_pooling: matches!(args.head, HeadArg::Mobilenetv3),
+            input_size: args.input_size,
+            input_channels: args.input_channels,
+            num_classes: args.classes,
+            stem_stride: args.stem_stride,
+            ..SearchSpace::oneshot_plus().with_layout(layout)
+        }
     };
     space.check().map_err(|e| e.to_string())?;
     let convention = match args.convention {
