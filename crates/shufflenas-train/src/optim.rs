@@ -73,6 +73,11 @@ impl<B: Backend> SimpleOptimizer<B> for SliceSgd {
         grad: Tensor<B, D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<B, D>, Option<Self::State<D>>) {
+        // One copy into a contiguous layout first: a backend may hand out a gradient as a
+        // strided view (flex's conv weight gradient is a transposed one), and each of the
+        // element-wise ops below would otherwise walk it element by element.
+        let dims = grad.dims();
+        let grad = grad.reshape([dims.iter().product::<usize>()]).reshape(dims);
         let mask = grad.clone().not_equal_elem(0.0).float();
         let mut g = grad;
         if D >= 2 && self.weight_decay > 0.0 {
