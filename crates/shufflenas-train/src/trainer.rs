@@ -453,6 +453,11 @@ impl Trainer<'_> {
             state = saved;
         }
         let loss_fn = CrossEntropyLossConfig::new().with_smoothing(Some(self.config.label_smoothing)).init(device);
+        if devices.len() > 1 {
+            // A clone of a fresh module initialises its parameters on its own draw: give
+            // the model its values before the replicas are forked from it.
+            crate::checkpoint::tensor_shapes(&model);
+        }
         for epoch in state.epochs_done..self.config.epochs {
             // The backend RNG (dropout) restarts from a per-epoch seed, so a resumed run
             // draws the same masks as an uninterrupted one.
@@ -484,15 +489,21 @@ impl Trainer<'_> {
                 let mut accumulated = GradientsAccumulator::<M>::new();
                 let mut single = None;
                 for (range, shard_device) in shards.iter().zip(devices) {
-                    let replica = if shards.len() == 1 { model.clone() } else { model.clone().fork(shard_device) };
-                    let part = images.rows(range.clone());
-                    let (x, y) = part.to_tensors::<B>(shard_device);
+                    let forked;
+                    let replica = match shards.len() {
+                        1 => &model,
+                        _ => {
+                            forked = model.clone().fork(shard_device);
+                            &forked
+                        }
+                    };
+                    let (x, y) = images.rows(range.clone()).to_tensors::<B>(shard_device);
                     // The teacher lives on the main device and sees the same (mixed) images,
                     // without gradient; a zero weight skips it, so w = 0 is exactly plain
                     // training.
                     let soft = match distill {
                         Some((d, teacher)) if d.weight > 0.0 => {
-                            let on_main = part.to_tensors::<B>(device).0.inner();
+                            let on_main = x.clone().inner().to_device(device);
                             let targets = soft_targets(teacher.teacher_logits(on_main), d.temperature);
                             Some((d, Tensor::<B, 2>::from_inner(targets).to_device(shard_device)))
                         }
@@ -516,7 +527,7 @@ impl Trainer<'_> {
                         None => hard,
                     };
                     let loss = if shards.len() == 1 { loss } else { loss.mul_scalar(range.len() as f64 / n as f64) };
-                    let grads = GradientsParams::from_grads(loss.backward(), &replica);
+                    let grads = GradientsParams::from_grads(loss.backward(), replica);
                     if shards.len() == 1 {
                         single = Some(grads);
                     } else {

@@ -467,3 +467,41 @@ fn data_parallel_over_two_replicas_equals_one_device_on_mirrored_batches() {
     let err = no_device.fit_data_parallel::<B, _>(net, &[], false, &mut |_| {}).unwrap_err();
     assert!(err.to_string().contains("at least one device"), "{err}");
 }
+
+// A freshly built net initialises its parameters on first use, and a clone made before
+// that draws its own values. The weights the first step differentiates must be the
+// model's own, on one device and on forked replicas: with a negligible learning rate the
+// loss the step reports is the returned model's loss on the same batch.
+#[test]
+fn the_first_step_differentiates_the_models_own_fresh_weights() {
+    let _guard = serial();
+    let device = Default::default();
+    let space = SearchSpace { dropout: 0.0, ..SearchSpace::tiny(1, 10) };
+    let data = embedded_fashion_mnist(true).unwrap();
+    let images = Arc::new(data.subset((0..16).collect()));
+    let norm = Normalization::fashion_mnist();
+    let train = BatchLoader::new(images, Transform::SmallEval { size: 32, norm }, 16, 1).unwrap().without_shuffle();
+    let arch = Architecture::random_seeded(&space, 6);
+    let config = TrainConfig { epochs: 1, warmup_epochs: 0, lr: 1e-12, ..config() };
+    let (x, y) = train.epoch(0).next().unwrap().unwrap().to_tensors::<B>(&device);
+    let loss_fn =
+        burn::nn::loss::CrossEntropyLossConfig::new().with_smoothing(Some(config.label_smoothing)).init(&device);
+    for devices in [vec![device], vec![device, device]] {
+        let fresh = ShuffleNasNetConfig::new(space.clone(), arch.clone()).init::<B>(&device).unwrap();
+        let trainer = fixed_trainer(&train, config.clone(), run_dir(&format!("fresh-{}", devices.len())), &arch);
+        let (trained, history) = trainer.fit_data_parallel(fresh, &devices, false, &mut |_| {}).unwrap();
+        // Per shard, as the step computes it (batch norm sees each shard's statistics).
+        let half = 16 / devices.len();
+        let own: f64 = (0..devices.len())
+            .map(|k| {
+                let rows = k * half..(k + 1) * half;
+                let logits = trained.forward(x.clone().slice([rows.clone()]));
+                let loss = loss_fn.forward(logits, y.clone().slice([rows])).into_scalar().elem::<f64>();
+                loss / devices.len() as f64
+            })
+            .sum();
+        let reported = history[0].train_loss;
+        assert!((own - reported).abs() < 1e-5, "{} device(s): step loss {reported}, model's own {own}", devices.len());
+        let _ = std::fs::remove_dir_all(&trainer.dir);
+    }
+}
