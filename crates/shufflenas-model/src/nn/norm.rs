@@ -196,12 +196,19 @@ impl<B: Backend> SlicedBatchNorm<B> {
     }
 
     fn normalize(&self, x: Tensor<B, 4>, mean: Tensor<B, 1>, var: Tensor<B, 1>) -> Tensor<B, 4> {
-        let [n, c, _, _] = x.dims();
-        let dtype = x.dtype();
+        let n = x.dims()[0];
+        let (scale, shift) = self.affine(mean, var, x.dtype());
+        x.mul(per_channel(scale, n)).add(per_channel(shift, n))
+    }
+
+    /// `scale = γ / √(var + ε)` and `shift = β − mean · scale` over the first `C` channels
+    /// (`C` = the statistics' length), computed in the statistics' precision and returned
+    /// as `dtype`.
+    fn affine(&self, mean: Tensor<B, 1>, var: Tensor<B, 1>, dtype: DType) -> (Tensor<B, 1>, Tensor<B, 1>) {
+        let c = mean.dims()[0];
         let scale = in_stats_precision(first(self.gamma.val(), c)).div(var.add_scalar(self.epsilon).sqrt());
         let shift = in_stats_precision(first(self.beta.val(), c)).sub(mean.mul(scale.clone()));
-        let (scale, shift) = (with_dtype(scale, dtype), with_dtype(shift, dtype));
-        x.mul(per_channel(scale, n)).add(per_channel(shift, n))
+        (with_dtype(scale, dtype), with_dtype(shift, dtype))
     }
 
     /// Starts a recalibration: until [`finish_recalibration`](Self::finish_recalibration),
@@ -254,12 +261,9 @@ impl<B: Backend> SlicedBatchNorm<B> {
     /// The affine form `y = scale · x + shift` of the inference-mode layer, `[channels]` each,
     /// in the parameters' float type.
     pub fn inference_affine(&self) -> (Tensor<B, 1>, Tensor<B, 1>) {
-        let dtype = self.gamma.val().dtype();
-        let var = in_stats_precision(self.running_var.value_sync());
-        let scale = in_stats_precision(self.gamma.val()).div(var.add_scalar(self.epsilon).sqrt());
         let mean = in_stats_precision(self.running_mean.value_sync());
-        let shift = in_stats_precision(self.beta.val()).sub(mean.mul(scale.clone()));
-        (with_dtype(scale, dtype), with_dtype(shift, dtype))
+        let var = in_stats_precision(self.running_var.value_sync());
+        self.affine(mean, var, self.gamma.val().dtype())
     }
 }
 
