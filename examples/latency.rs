@@ -161,6 +161,25 @@ fn run(args: Args) -> Result<(), String> {
     Ok(())
 }
 
+/// Times `iters` training steps of `model` (after 3 warm-up steps): the loss of step `i`
+/// from `loss`, its backward pass, and an optimizer step of `sgd`, then `sync`.
+fn time_training<B: AutodiffBackend, M: AutodiffModule<B>>(
+    iters: usize,
+    model: M,
+    sgd: &SgdConfig,
+    sync: impl Fn(),
+    loss: impl Fn(&M, usize) -> Tensor<B, 1>,
+) -> Vec<f64> {
+    let mut optim = sgd.init::<B, M>();
+    let mut model = Some(model);
+    time_it(iters, |i| {
+        let net = model.take().expect("model present");
+        let grads = GradientsParams::from_grads(loss(&net, i).backward(), &net);
+        model = Some(optim.step(0.01, net, grads));
+        sync();
+    })
+}
+
 /// What to time: the parsed flags, the space and the genomes.
 struct Workload<'a> {
     args: &'a Args,
@@ -186,26 +205,15 @@ impl Workload<'_> {
                 .with_momentum(Some(MomentumConfig::new().with_nesterov(true).with_dampening(0.0)))
                 .with_weight_decay(Some(WeightDecayConfig::new(4e-5)));
             if args.supernet {
-                let mut model = Some(SupernetConfig::new(space.clone()).init::<B>(device).map_err(|e| e.to_string())?);
-                let mut optim = sgd.init();
-                Ok(time_it(args.iters, |i| {
-                    let net = model.take().expect("model present");
-                    let logits = net.forward(x.clone(), &self.paths[i]).expect("valid path");
-                    let loss = loss_fn.forward(logits, y.clone());
-                    let grads = GradientsParams::from_grads(loss.backward(), &net);
-                    model = Some(optim.step(0.01, net, grads));
-                    sync();
+                let net = SupernetConfig::new(space.clone()).init::<B>(device).map_err(|e| e.to_string())?;
+                Ok(time_training(args.iters, net, &sgd, sync, |net, i| {
+                    loss_fn.forward(net.forward(x.clone(), &self.paths[i]).expect("valid path"), y.clone())
                 }))
             } else {
                 let config = ShuffleNasNetConfig::new(space.clone(), self.arch.clone());
-                let mut model = Some(config.init::<B>(device).map_err(|e| e.to_string())?);
-                let mut optim = sgd.init();
-                Ok(time_it(args.iters, |_| {
-                    let net = model.take().expect("model present");
-                    let loss = loss_fn.forward(net.forward(x.clone()), y.clone());
-                    let grads = GradientsParams::from_grads(loss.backward(), &net);
-                    model = Some(optim.step(0.01, net, grads));
-                    sync();
+                let net = config.init::<B>(device).map_err(|e| e.to_string())?;
+                Ok(time_training(args.iters, net, &sgd, sync, |net, _| {
+                    loss_fn.forward(net.forward(x.clone()), y.clone())
                 }))
             }
         } else {
