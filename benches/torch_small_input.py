@@ -5,11 +5,12 @@ what a Fashion-MNIST/CIFAR training epoch runs. Same JSON shape as our `latency`
     python3 benches/torch_small_input.py --batch 32 --iters 15 [--threads 2]
 
 Imports the peer network from ../shared/bench/torch_oneshot.py (or PYTHONPATH)."""
-import argparse, json, os, statistics, sys, time
+import argparse, os, sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "shared", "bench"))
 import torch  # noqa: E402
 from torch_oneshot import OneShotFixed  # noqa: E402
+from torch_timing import report  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--batch", type=int, default=32)
@@ -36,14 +37,4 @@ def step():
     opt.step()
 
 
-for _ in range(3):
-    step()
-ts = []
-for _ in range(a.iters):
-    t = time.perf_counter()
-    step()
-    ts.append(time.perf_counter() - t)
-med = statistics.median(ts)
-print(json.dumps({"median_ms": med * 1e3, "images_per_s": a.batch / med, "torch": torch.__version__,
-                  "threads": a.threads, "batch": a.batch, "size": a.size, "stem_stride": 1,
-                  "train_step": True}))
+report(step, a.iters, a.batch, threads=a.threads, size=a.size, stem_stride=1, train_step=True)

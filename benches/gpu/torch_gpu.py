@@ -4,10 +4,13 @@
 
 Imports the peer implementation `torch_oneshot.py` from ../shared/bench (put it on
 PYTHONPATH). Prints {"median_ms", "images_per_s", ...} on its last line."""
-import argparse, json, random, statistics, time
+import argparse, os, random, sys
 
 import torch
 from torch_oneshot import OneShotFixed, OneShotSupernet
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from torch_timing import report  # noqa: E402
 
 ap = argparse.ArgumentParser()
 ap.add_argument("--batch", type=int, default=256)
@@ -59,14 +62,5 @@ def step():
     torch.cuda.synchronize()
 
 
-for _ in range(3):
-    step()
-ts = []
-for _ in range(a.iters):
-    t = time.perf_counter()
-    step()
-    ts.append(time.perf_counter() - t)
-med = statistics.median(ts)
-print(json.dumps({"median_ms": med * 1e3, "images_per_s": a.batch / med, "torch": torch.__version__,
-                  "device": torch.cuda.get_device_name(0), "batch": a.batch, "size": a.size,
-                  "train_step": a.train_step, "supernet": a.supernet, "amp": a.amp}))
+report(step, a.iters, a.batch, device=torch.cuda.get_device_name(0), size=a.size, train_step=a.train_step,
+       supernet=a.supernet, amp=a.amp)
