@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use shufflenas::cli::architecture_for;
-use shufflenas::micronet_score::{Baseline, Convention};
+use shufflenas::micronet_score::{Baseline, Convention, RowRounding};
 use shufflenas::model::{Layout, SearchSpace, cost};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -75,6 +75,10 @@ struct Args {
     /// Also print the per-op table.
     #[arg(long)]
     ops: bool,
+    /// Print each row as the exact sum of its ops. By default each op is rounded to
+    /// 0.001M first, as the seed's table was built; the total rows are exact either way.
+    #[arg(long)]
+    exact_rows: bool,
     /// Print the unrounded totals as one JSON object on the last line.
     #[arg(long)]
     json: bool,
@@ -116,7 +120,8 @@ fn run(args: Args) -> Result<(), String> {
     let net = cost::architecture_ops(&space, &arch).map_err(|e| e.to_string())?;
     let baseline = Baseline::default();
     let counts = net.counts(&convention);
-    let profile = net.profile(convention);
+    let rows = if args.exact_rows { RowRounding::Exact } else { RowRounding::PerOp };
+    let profile = net.profile(convention).with_row_rounding(rows);
     println!("architecture: {arch}");
     println!();
     print!("{}", profile.layer_table());

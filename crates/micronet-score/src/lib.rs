@@ -37,5 +37,5 @@ mod network;
 mod op;
 
 pub use counts::{Baseline, Convention, Counts, Scores, Split};
-pub use network::{Layer, Network, Profile};
+pub use network::{Layer, Network, Profile, RowRounding, RowValues};
 pub use op::{ElementwiseKind, Op, OpKind, Spatial};

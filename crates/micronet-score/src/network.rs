@@ -31,6 +31,22 @@ impl Layer {
         self.ops.iter().map(|op| op.counts(convention)).sum()
     }
 
+    /// The row's params, mults and adds in millions, formed as `rounding` says.
+    pub fn row_values(&self, convention: &Convention, rounding: RowRounding) -> RowValues {
+        match rounding {
+            RowRounding::Exact => RowValues::of(&self.counts(convention), |v| v),
+            RowRounding::PerOp => self
+                .ops
+                .iter()
+                .map(|op| RowValues::of(&op.counts(convention), round_to_thousandth))
+                .fold(RowValues::default(), |sum, op| RowValues {
+                    params: sum.params + op.params,
+                    mults: sum.mults + op.mults,
+                    adds: sum.adds + op.adds,
+                }),
+        }
+    }
+
     /// "True", "False" or "Mixed", for the table's quantizable column.
     /// Ops without cost (batch norm) do not decide it.
     pub fn quantizable_label(&self) -> &'static str {
@@ -51,6 +67,49 @@ impl Layer {
     }
 }
 
+/// How a row of the per-layer table is formed from the counts of its ops.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RowRounding {
+    /// Each op's params, mults and adds are rounded to 0.001M before they are summed.
+    /// Upstream's `utils/summary_profile.py` built the seed's per-block table this way,
+    /// by summing its printed per-op table. The three total rows stay exact.
+    #[default]
+    PerOp,
+    /// Exact sums, rounded once when printed.
+    Exact,
+}
+
+/// One row of a profile table: params (16-bit units), mults and adds, in millions.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RowValues {
+    /// Parameters, millions of 16-bit units.
+    pub params: f64,
+    /// Multiplications, millions.
+    pub mults: f64,
+    /// Additions, millions.
+    pub adds: f64,
+}
+
+impl RowValues {
+    fn of(c: &Counts, round: impl Fn(f64) -> f64) -> Self {
+        Self {
+            params: round(c.params() / 1e6),
+            mults: round(c.mults.total() as f64 / 1e6),
+            adds: round(c.adds.total() as f64 / 1e6),
+        }
+    }
+
+    /// The MFLOPS column: mults + adds.
+    pub fn mflops(&self) -> f64 {
+        self.mults + self.adds
+    }
+}
+
+/// `value` as printed with three decimals and read back, as upstream's table pipeline did.
+fn round_to_thousandth(value: f64) -> f64 {
+    format!("{value:.3}").parse().expect("a formatted float parses")
+}
+
 /// A network described as layers of ops, for one input image.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Network {
@@ -64,9 +123,10 @@ impl Network {
         self.layers.iter().map(|layer| layer.counts(convention)).sum()
     }
 
-    /// A profile of this network under `convention`, ready to print.
+    /// A profile of this network under `convention`, ready to print, with the seed's
+    /// row rounding ([`RowRounding::PerOp`]).
     pub fn profile(&self, convention: Convention) -> Profile<'_> {
-        Profile { network: self, convention }
+        Profile { network: self, convention, rows: RowRounding::default() }
     }
 }
 
@@ -75,16 +135,22 @@ impl Network {
 pub struct Profile<'a> {
     network: &'a Network,
     convention: Convention,
+    rows: RowRounding,
 }
 
 const HEADER: &str = "| op_name | quantizable | inp_size | kernel_size | Cin | Cout | params(M) | mults(M) | adds(M) | MFLOPS |\n|---|---|---|---|---|---|---|---|---|---|\n";
 
 impl Profile<'_> {
+    /// The same profile with the layer rows formed as `rows` says.
+    pub fn with_row_rounding(self, rows: RowRounding) -> Self {
+        Self { rows, ..self }
+    }
+
     /// The per-layer table, one row per layer plus the three total rows, as in the seed.
     pub fn layer_table(&self) -> String {
         let mut out = String::from(HEADER);
         for layer in &self.network.layers {
-            let c = layer.counts(&self.convention);
+            let values = layer.row_values(&self.convention, self.rows);
             let kernel = layer.kernel_size.map_or(-1, |k| k as i64);
             row(
                 &mut out,
@@ -94,7 +160,7 @@ impl Profile<'_> {
                 kernel,
                 layer.in_channels,
                 layer.out_channels,
-                &c,
+                &values,
             );
         }
         self.totals(&mut out);
@@ -112,7 +178,8 @@ impl Profile<'_> {
                 let (name, input, kernel, cin, cout) = describe(op);
                 let label = format!("{} / {}", layer.name, name);
                 let quant = if op.quantizable() { "True" } else { "False" };
-                row(&mut out, &label, quant, input, kernel, cin, cout, &op.counts(&self.convention));
+                let values = RowValues::of(&op.counts(&self.convention), |v| v);
+                row(&mut out, &label, quant, input, kernel, cin, cout, &values);
             }
         }
         self.totals(&mut out);
@@ -181,14 +248,14 @@ impl Profile<'_> {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn row(out: &mut String, name: &str, quant: &str, input: u64, kernel: i64, cin: u64, cout: u64, c: &Counts) {
+fn row(out: &mut String, name: &str, quant: &str, input: u64, kernel: i64, cin: u64, cout: u64, v: &RowValues) {
     let _ = writeln!(
         out,
         "| {name} | {quant} | {input} | {kernel} | {cin} | {cout} | {:.3} | {:.3} | {:.3} | {:.3} |",
-        c.params() / 1e6,
-        c.mults.total() as f64 / 1e6,
-        c.adds.total() as f64 / 1e6,
-        c.mflops()
+        v.params,
+        v.mults,
+        v.adds,
+        v.mflops()
     );
 }
 
@@ -209,5 +276,36 @@ fn describe(op: &Op) -> (String, u64, i64, u64, u64) {
         OpKind::Scale { input, channels, .. } => ("scale".into(), input.height, -1, *channels, *channels),
         OpKind::Add { input, channels } => ("add".into(), input.height, -1, *channels, *channels),
         OpKind::BatchNorm { channels } => ("bn".into(), 0, -1, *channels, *channels),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::op::Spatial;
+
+    fn layer_of_two_relus() -> Layer {
+        // Each ReLU on 20×20×1 = 400 elements: 0.0004M mults, which prints as 0.000.
+        let relu = || crate::activation::relu(Spatial::square(20), 1);
+        Layer {
+            name: "two relus".into(),
+            input_size: 20,
+            kernel_size: None,
+            in_channels: 1,
+            out_channels: 1,
+            ops: [relu(), relu()].concat(),
+        }
+    }
+
+    #[test]
+    fn per_op_rounding_rounds_each_op_before_summing() {
+        let layer = layer_of_two_relus();
+        let convention = Convention::default();
+        assert_eq!(layer.row_values(&convention, RowRounding::PerOp).mults, 0.0);
+        assert!((layer.row_values(&convention, RowRounding::Exact).mults - 0.0008).abs() < 1e-12);
+        let net = Network { layers: vec![layer] };
+        let table = net.profile(convention).with_row_rounding(RowRounding::Exact).layer_table();
+        assert!(table.contains("| two relus | True | 20 | -1 | 1 | 1 | 0.000 | 0.001 | 0.000 | 0.001 |"), "{table}");
+        assert!(net.profile(convention).layer_table().contains("| 0.000 | 0.000 | 0.000 | 0.000 |"));
     }
 }
