@@ -42,6 +42,10 @@ struct Args {
     /// Knowledge distillation.
     #[command(flatten)]
     distill: DistillArgs,
+    /// Distributed data parallel.
+    #[cfg(feature = "ddp")]
+    #[command(flatten)]
+    ddp: shufflenas::train_args::DdpArgs,
 }
 
 fn main() -> ExitCode {
@@ -119,12 +123,53 @@ fn run(args: Args) -> Result<(), String> {
             eprintln!("warning: cannot write metrics.csv: {e}");
         }
     };
+    #[cfg(feature = "ddp")]
+    if args.ddp.ddp {
+        if teacher.is_some() {
+            return Err("distillation runs on one device: drop --ddp".into());
+        }
+        let peer_devices = backend::peer_devices(args.train.devices.into())?;
+        let peers = args.ddp.peers(peer_devices.len())?;
+        let (config, model_id) = (&trainer.config, &trainer.model_id);
+        let (_, history) = shufflenas::train_args::fit_each_peer(&peers, &peer_devices, |peer, device| {
+            Training::seed(device, args.train.seed);
+            let net = ShuffleNasNetConfig::new(space.clone(), arch.clone()).init::<Training>(device)?;
+            let first_here = peer.rank % peer_devices.len() == 0;
+            let progress = StepProgress::new();
+            let show_step = |s: &StepInfo| progress.update(s);
+            let trainer = Trainer {
+                config: config.clone(),
+                train: &loaders.train,
+                valid: Some(&loaders.valid),
+                sampler: None,
+                dir: dir.clone(),
+                model_id: model_id.clone(),
+                stop_after: None,
+                on_step: first_here.then_some(&show_step as &dyn Fn(&StepInfo)),
+            };
+            trainer.fit_distributed(net, device, peer, args.train.resume, &mut |m| {
+                if first_here {
+                    println!("{} (DDP rank {} of {})", epoch_line(m, epochs), peer.rank, peer.world_size);
+                }
+                if peer.rank == 0
+                    && let Err(e) = append_csv(&dir, m)
+                {
+                    eprintln!("warning: cannot write metrics.csv: {e}");
+                }
+            })
+        })?;
+        return report(&history, &dir);
+    }
     let fitted = match &teacher {
         Some(_) if devices.len() > 1 => return Err("distillation runs on one device: drop --devices".into()),
         Some((teacher, _, _)) => trainer.fit_with_teacher(net, teacher, &device, args.train.resume, &mut on_epoch),
         None => trainer.fit_data_parallel(net, &devices, args.train.resume, &mut on_epoch),
     };
     let (_, history) = fitted.map_err(|e| e.to_string())?;
+    report(&history, &dir)
+}
+
+fn report(history: &[EpochMetrics], dir: &std::path::Path) -> Result<(), String> {
     if let Some(last) = history.last() {
         println!(
             "done: val top-1 {:.2}%, top-5 {:.2}% after {} epochs; checkpoints in {}",

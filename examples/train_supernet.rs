@@ -15,7 +15,7 @@ use shufflenas::data_args::DataArgs;
 use shufflenas::model::nn::SupernetConfig;
 use shufflenas::train::sampler::{CostBox, PathSampler, Sampling};
 use shufflenas::train::schedule::ChannelSchedule;
-use shufflenas::train::trainer::{StepInfo, Trainer};
+use shufflenas::train::trainer::{EpochMetrics, StepInfo, Trainer};
 use shufflenas::train_args::{StepProgress, TrainArgs, append_csv, epoch_line};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -50,6 +50,10 @@ struct Args {
     /// Hyper-parameters.
     #[command(flatten)]
     train: TrainArgs,
+    /// Distributed data parallel.
+    #[cfg(feature = "ddp")]
+    #[command(flatten)]
+    ddp: shufflenas::train_args::DdpArgs,
 }
 
 fn main() -> ExitCode {
@@ -107,14 +111,45 @@ fn run(args: Args) -> Result<(), String> {
         dir.display()
     );
     let epochs = args.train.epochs;
-    trainer
-        .fit_data_parallel(net, &devices, args.train.resume, &mut |m| {
-            let allowed = sampler.schedule().allowed(m.epoch);
+    let log_epoch = |m: &EpochMetrics, print: bool, record: bool| {
+        let allowed = sampler.schedule().allowed(m.epoch);
+        if print {
             println!("{} | channel ids {}..={}", epoch_line(m, epochs), allowed.start(), allowed.end());
-            if let Err(e) = append_csv(&dir, m) {
-                eprintln!("warning: cannot write metrics.csv: {e}");
-            }
-        })
+        }
+        if record && let Err(e) = append_csv(&dir, m) {
+            eprintln!("warning: cannot write metrics.csv: {e}");
+        }
+    };
+    #[cfg(feature = "ddp")]
+    if args.ddp.ddp {
+        let peer_devices = backend::peer_devices(args.train.devices.into())?;
+        let peers = args.ddp.peers(peer_devices.len())?;
+        let (config, model_id) = (&trainer.config, &trainer.model_id);
+        shufflenas::train_args::fit_each_peer(&peers, &peer_devices, |peer, device| {
+            Training::seed(device, args.train.seed);
+            let net = SupernetConfig::new(space.clone()).with_bn_momentum(0.1).init::<Training>(device)?;
+            let first_here = peer.rank % peer_devices.len() == 0;
+            let progress = StepProgress::new();
+            let show_step = |s: &StepInfo| progress.update(s);
+            let trainer = Trainer {
+                config: config.clone(),
+                train: &loaders.train,
+                valid: Some(&loaders.valid),
+                sampler: Some(&sampler),
+                dir: dir.clone(),
+                model_id: model_id.clone(),
+                stop_after: None,
+                on_step: first_here.then_some(&show_step as &dyn Fn(&StepInfo)),
+            };
+            trainer.fit_distributed(net, device, peer, args.train.resume, &mut |m| {
+                log_epoch(m, first_here, peer.rank == 0)
+            })
+        })?;
+        println!("done; checkpoints and metrics in {}", dir.display());
+        return Ok(());
+    }
+    trainer
+        .fit_data_parallel(net, &devices, args.train.resume, &mut |m| log_epoch(m, true, true))
         .map_err(|e| e.to_string())?;
     println!("done; checkpoints and metrics in {}", dir.display());
     Ok(())

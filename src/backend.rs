@@ -106,6 +106,16 @@ compile_error!("enable one backend feature of shufflenas: flex (default), wgpu o
 
 pub use chosen::{Device, Inference, NAME, device, devices};
 
+/// Devices of `n` DDP peers in this process: GPUs `0..n`, or on flex the one CPU device
+/// `n` times (peers then share the CPU, which is useful across nodes).
+///
+/// # Errors
+/// As [`devices`].
+#[cfg(feature = "ddp")]
+pub fn peer_devices(n: usize) -> Result<Vec<Device>, String> {
+    if cfg!(any(feature = "wgpu", feature = "cuda")) { devices(n) } else { Ok(vec![device()?; n]) }
+}
+
 /// The training backend: autodiff over the inference backend.
 pub type Training = Autodiff<Inference>;
 

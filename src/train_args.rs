@@ -294,3 +294,83 @@ mod tests {
         assert_eq!(some.distillation(), Some(Distillation { weight: 0.3, temperature: 4.0 }));
     }
 }
+
+/// Distributed data parallel over `burn-collective` (feature `ddp`): one peer per local
+/// device, as threads of this process, on one node or several.
+#[cfg(feature = "ddp")]
+#[derive(Debug, Clone, Args)]
+pub struct DdpArgs {
+    /// Train with DDP: one thread per --devices device, each on its own shard of every
+    /// batch, gradients summed over all peers of all nodes. On flex the peers share the
+    /// CPU (useful across nodes).
+    #[arg(long)]
+    pub ddp: bool,
+    /// Number of nodes; every node runs the same command with its own --node-rank.
+    #[arg(long, default_value_t = 1, requires = "ddp")]
+    pub nodes: usize,
+    /// This node's index, 0..nodes. Node 0 holds rank 0, which validates and checkpoints.
+    #[arg(long, default_value_t = 0, requires = "ddp")]
+    pub node_rank: usize,
+    /// The orchestrator all nodes connect to, e.g. ws://10.0.0.1:3000 (start it with
+    /// `cargo run --release --features ddp --example ddp_orchestrator -- --port 3000`).
+    #[arg(long, requires = "ddp")]
+    pub orchestrator: Option<String>,
+    /// This node as the others reach it, e.g. ws://10.0.0.2:3001 (the port serves tensors).
+    #[arg(long, requires = "ddp")]
+    pub node_address: Option<String>,
+}
+
+#[cfg(feature = "ddp")]
+impl DdpArgs {
+    /// The local peers, one per device.
+    ///
+    /// # Errors
+    /// A message when a multi-node run misses an address, or an index is out of range.
+    pub fn peers(&self, devices: usize) -> Result<Vec<shufflenas_train::ddp::DdpPeer>, String> {
+        use shufflenas_train::ddp::{DdpPeer, NodeAddresses};
+        let nodes = match (self.nodes, &self.orchestrator, &self.node_address) {
+            (1, None, None) => None,
+            (nodes, Some(orchestrator), Some(node)) => Some(NodeAddresses {
+                nodes,
+                node_rank: self.node_rank,
+                orchestrator: orchestrator.clone(),
+                node: node.clone(),
+            }),
+            _ => return Err("--ddp over several nodes needs --nodes, --orchestrator and --node-address".into()),
+        };
+        (0..devices)
+            .map(|local| match &nodes {
+                None => DdpPeer::single_node(local, devices),
+                Some(nodes) => DdpPeer::multi_node(local, devices, nodes),
+            })
+            .collect::<Result<_, _>>()
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Runs `fit` for every local peer, each in its own thread on its own device, and
+/// returns the first local peer's result (rank 0's on node 0).
+///
+/// # Errors
+/// The first peer's error, or a message when a peer thread panicked.
+#[cfg(feature = "ddp")]
+pub fn fit_each_peer<M: Send>(
+    peers: &[shufflenas_train::ddp::DdpPeer],
+    devices: &[crate::backend::Device],
+    fit: impl Fn(&shufflenas_train::ddp::DdpPeer, &crate::backend::Device) -> Result<(M, Vec<EpochMetrics>), TrainError>
+    + Sync,
+) -> Result<(M, Vec<EpochMetrics>), String> {
+    let fit = &fit;
+    let results: Vec<_> = std::thread::scope(|scope| {
+        let handles: Vec<_> =
+            peers.iter().zip(devices).map(|(peer, device)| scope.spawn(move || fit(peer, device))).collect();
+        handles.into_iter().map(|h| h.join()).collect()
+    });
+    let mut first = None;
+    for result in results {
+        let result = result.map_err(|_| "a DDP peer thread panicked".to_string())?;
+        let result = result.map_err(|e| e.to_string())?;
+        first.get_or_insert(result);
+    }
+    first.ok_or_else(|| "no DDP peer ran".to_string())
+}

@@ -10,6 +10,8 @@
 
 pub mod checkpoint;
 pub mod data;
+#[cfg(feature = "ddp")]
+pub mod ddp;
 pub mod distill;
 pub mod io;
 pub mod mixup;

@@ -210,6 +210,10 @@ pub enum TrainError {
     /// A supernet trained or evaluated without a path sampler.
     #[error("a supernet needs a path sampler to train or validate")]
     MissingPath,
+    /// A collective operation of distributed training failed (a peer or node is
+    /// unreachable, or the peers disagree).
+    #[error("distributed training: {0}")]
+    Distributed(String),
     /// Resuming a run with a different configuration or architecture.
     #[error("cannot resume from {path}: it was written by a different run configuration ({reason})")]
     Incompatible {
@@ -251,9 +255,63 @@ struct RunState {
     fingerprint: String,
 }
 
+/// Where the shards of each training step run.
+#[derive(Clone, Copy)]
+enum Spread<'a, B: Backend> {
+    /// Every shard in this process, one per device; the first device is the main one.
+    Local(&'a [B::Device]),
+    /// One shard, this DDP peer's, on its device.
+    #[cfg(feature = "ddp")]
+    Peer(&'a B::Device, &'a crate::ddp::DdpPeer),
+}
+
+impl<B: Backend> Spread<'_, B> {
+    fn main_device(&self) -> Result<&B::Device, TrainError> {
+        match self {
+            Self::Local(devices) => devices
+                .first()
+                .ok_or_else(|| TrainError::Config("data-parallel training needs at least one device".into())),
+            #[cfg(feature = "ddp")]
+            Self::Peer(device, _) => Ok(device),
+        }
+    }
+
+    /// Whether this process validates and writes checkpoints.
+    fn is_main(&self) -> bool {
+        match self {
+            Self::Local(_) => true,
+            #[cfg(feature = "ddp")]
+            Self::Peer(_, peer) => peer.rank == 0,
+        }
+    }
+
+    /// Whether replicas are forked from the model in this process.
+    fn forks(&self) -> bool {
+        matches!(self, Self::Local(devices) if devices.len() > 1)
+    }
+
+    /// Shards of an `n`-row batch that run here, with their devices.
+    fn shards(&self, n: usize) -> Vec<(std::ops::Range<usize>, &B::Device)> {
+        match self {
+            Self::Local(devices) => shard_ranges(n, devices.len()).into_iter().zip(devices.iter()).collect(),
+            #[cfg(feature = "ddp")]
+            Self::Peer(device, peer) => vec![(peer.shard(n), *device)],
+        }
+    }
+
+    /// Number of shards of an `n`-row batch over all processes.
+    fn parts(&self, n: usize) -> usize {
+        match self {
+            Self::Local(devices) => shard_ranges(n, devices.len()).len(),
+            #[cfg(feature = "ddp")]
+            Self::Peer(_, peer) => shard_ranges(n, peer.world_size).len(),
+        }
+    }
+}
+
 /// `n` rows split into `min(parts, n)` contiguous, nearly equal ranges (the first ones
 /// one longer), for the devices of a data-parallel step.
-fn shard_ranges(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
+pub(crate) fn shard_ranges(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
     let parts = parts.clamp(1, n.max(1));
     let (size, extra) = (n / parts, n % parts);
     let mut start = 0;
@@ -334,7 +392,7 @@ impl Trainer<'_> {
         M: TrainNet<B>,
         M::InnerModule: ValidNet<B::InnerBackend>,
     {
-        self.run(model, None, std::slice::from_ref(device), resume, on_epoch)
+        self.run(model, None, Spread::Local(std::slice::from_ref(device)), resume, on_epoch)
     }
 
     /// [`Trainer::fit`], data parallel over `devices`; the first is the main device, which
@@ -363,7 +421,38 @@ impl Trainer<'_> {
         M: TrainNet<B>,
         M::InnerModule: ValidNet<B::InnerBackend>,
     {
-        self.run(model, None, devices, resume, on_epoch)
+        self.run(model, None, Spread::Local(devices), resume, on_epoch)
+    }
+
+    /// [`Trainer::fit`] as one peer of a distributed data-parallel (DDP) run over
+    /// `burn-collective` (see [`crate::ddp`]): every peer calls this with its own device
+    /// and [`DdpPeer`](crate::ddp::DdpPeer), trains on its shard of every batch and
+    /// sums the gradients with the others before each step. Rank 0's weights are
+    /// broadcast first. Only rank 0 validates and writes checkpoints; to resume, every
+    /// peer must find rank 0's run directory (shared storage, or a copy on each node).
+    /// The returned model is the same on every peer except for batch-norm running
+    /// statistics, which are rank 0's in its checkpoints.
+    ///
+    /// # Errors
+    /// As [`Trainer::fit`]; [`TrainError::Distributed`] when a collective operation fails.
+    #[cfg(feature = "ddp")]
+    pub fn fit_distributed<B, M>(
+        &self,
+        model: M,
+        device: &B::Device,
+        peer: &crate::ddp::DdpPeer,
+        resume: bool,
+        on_epoch: &mut dyn FnMut(&EpochMetrics),
+    ) -> Result<(M, Vec<EpochMetrics>), TrainError>
+    where
+        B: AutodiffBackend,
+        M: TrainNet<B>,
+        M::InnerModule: ValidNet<B::InnerBackend>,
+    {
+        peer.register::<B::InnerBackend>(device)?;
+        let result = self.run(model, None, Spread::Peer(device, peer), resume, on_epoch);
+        peer.finish::<B::InnerBackend>()?;
+        result
     }
 
     /// [`Trainer::fit`] with knowledge distillation from `teacher` (a trained network
@@ -385,14 +474,14 @@ impl Trainer<'_> {
         M: TrainNet<B>,
         M::InnerModule: ValidNet<B::InnerBackend>,
     {
-        self.run(model, Some(teacher), std::slice::from_ref(device), resume, on_epoch)
+        self.run(model, Some(teacher), Spread::Local(std::slice::from_ref(device)), resume, on_epoch)
     }
 
     fn run<B, M>(
         &self,
         model: M,
         teacher: Option<&dyn Teacher<B::InnerBackend>>,
-        devices: &[B::Device],
+        spread: Spread<'_, B>,
         resume: bool,
         on_epoch: &mut dyn FnMut(&EpochMetrics),
     ) -> Result<(M, Vec<EpochMetrics>), TrainError>
@@ -402,9 +491,7 @@ impl Trainer<'_> {
         M::InnerModule: ValidNet<B::InnerBackend>,
     {
         self.config.check()?;
-        let Some(device) = devices.first() else {
-            return Err(TrainError::Config("data-parallel training needs at least one device".into()));
-        };
+        let device = spread.main_device()?;
         let distill = match (self.config.distill, teacher) {
             (Some(d), Some(teacher)) => Some((d, teacher)),
             (None, None) => None,
@@ -452,8 +539,13 @@ impl Trainer<'_> {
             lr = lr.load_record::<B>(saved.lr_iteration);
             state = saved;
         }
+        #[cfg(feature = "ddp")]
+        if let Spread::Peer(_, peer) = spread {
+            crate::checkpoint::tensor_shapes(&model);
+            model = peer.broadcast_module(model)?;
+        }
         let loss_fn = CrossEntropyLossConfig::new().with_smoothing(Some(self.config.label_smoothing)).init(device);
-        if devices.len() > 1 {
+        if spread.forks() {
             // A clone of a fresh module initialises its parameters on its own draw: give
             // the model its values before the replicas are forked from it.
             crate::checkpoint::tensor_shapes(&model);
@@ -484,11 +576,11 @@ impl Trainer<'_> {
                     }
                     None => None,
                 };
-                let shards = shard_ranges(n, devices.len());
+                let shards = spread.shards(n);
                 let mut shard_losses = Vec::with_capacity(shards.len());
                 let mut accumulated = GradientsAccumulator::<M>::new();
                 let mut single = None;
-                for (range, shard_device) in shards.iter().zip(devices) {
+                for (range, shard_device) in shards.iter().cloned() {
                     let forked;
                     let replica = match shards.len() {
                         1 => &model,
@@ -526,7 +618,10 @@ impl Trainer<'_> {
                         }
                         None => hard,
                     };
-                    let loss = if shards.len() == 1 { loss } else { loss.mul_scalar(range.len() as f64 / n as f64) };
+                    let loss = match spread.parts(n) {
+                        1 => loss,
+                        _ => loss.mul_scalar(range.len() as f64 / n as f64),
+                    };
                     let grads = GradientsParams::from_grads(loss.backward(), replica);
                     if shards.len() == 1 {
                         single = Some(grads);
@@ -535,11 +630,17 @@ impl Trainer<'_> {
                     }
                     shard_losses.push((loss, logits, range.clone()));
                 }
-                let mut loss_value = 0.0;
+                let (mut loss_value, mut step_correct) = (0.0, 0usize);
                 for (loss, logits, range) in shard_losses {
                     loss_value += loss.into_scalar().elem::<f64>();
-                    correct += correct_counts(logits, &scored[range]).0;
+                    step_correct += correct_counts(logits, &scored[range]).0;
                 }
+                #[cfg(feature = "ddp")]
+                if let Spread::Peer(device, peer) = spread {
+                    let sums = peer.sum::<B::InnerBackend>(&[loss_value, step_correct as f64], device)?;
+                    (loss_value, step_correct) = (sums[0], sums[1].round() as usize);
+                }
+                correct += step_correct;
                 if !loss_value.is_finite() {
                     return Err(TrainError::NonFinite {
                         loss: loss_value,
@@ -549,6 +650,11 @@ impl Trainer<'_> {
                     });
                 }
                 let grads = single.unwrap_or_else(|| accumulated.grads());
+                #[cfg(feature = "ddp")]
+                let grads = match spread {
+                    Spread::Peer(_, peer) => peer.all_reduce_gradients(&model, grads)?,
+                    Spread::Local(_) => grads,
+                };
                 let rate = lr.step();
                 model = optim.step(rate, model, grads);
                 loss_sum += loss_value * n as f64;
@@ -570,11 +676,11 @@ impl Trainer<'_> {
             }
             let seconds = start.elapsed().as_secs_f64();
             let (val_top1, val_top5) = match self.valid {
-                Some(valid) => {
+                Some(valid) if spread.is_main() => {
                     let (a, b) = self.validate(&model, valid, epoch)?;
                     (Some(a), Some(b))
                 }
-                None => (None, None),
+                _ => (None, None),
             };
             let metrics = EpochMetrics {
                 epoch,
@@ -591,7 +697,8 @@ impl Trainer<'_> {
             state.epochs_done = epoch + 1;
             state.lr_iteration = lr.iteration;
             let every = self.config.checkpoint_every;
-            if state.epochs_done == self.config.epochs || (every > 0 && state.epochs_done.is_multiple_of(every)) {
+            let due = state.epochs_done == self.config.epochs || (every > 0 && state.epochs_done.is_multiple_of(every));
+            if due && spread.is_main() {
                 self.write_checkpoint(&model, &optim, &state, &recorder)?;
             }
             if self.stop_after.is_some_and(|stop| state.epochs_done >= stop) {

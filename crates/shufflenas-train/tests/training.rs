@@ -505,3 +505,124 @@ fn the_first_step_differentiates_the_models_own_fresh_weights() {
         let _ = std::fs::remove_dir_all(&trainer.dir);
     }
 }
+
+/// Trains `net` as each of `world` DDP peers in threads of this process (one node), and
+/// returns every peer's model and metrics, rank 0 first. Rank 1 and up start from
+/// `others`, different weights that rank 0's broadcast must replace.
+#[cfg(feature = "ddp")]
+fn ddp_on_one_node<'a, M>(
+    world: usize,
+    net: &M,
+    others: &M,
+    trainer: &(dyn Fn(PathBuf) -> Trainer<'a> + Sync),
+    name: &str,
+) -> Vec<(M, Vec<shufflenas_train::trainer::EpochMetrics>, PathBuf)>
+where
+    M: shufflenas_train::trainer::TrainNet<B>,
+    M::InnerModule: shufflenas_train::trainer::ValidNet<Flex>,
+{
+    use shufflenas_train::ddp::DdpPeer;
+    burn_collective::reset_collective::<Flex>();
+    let results = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..world)
+            .map(|rank| {
+                let start = if rank == 0 { net.clone() } else { others.clone() };
+                scope.spawn(move || {
+                    let peer = DdpPeer::single_node(rank, world).unwrap();
+                    let dir = run_dir(&format!("{name}-rank{rank}"));
+                    let (model, metrics) = trainer(dir.clone())
+                        .fit_distributed(start, &Default::default(), &peer, false, &mut |_| {})
+                        .unwrap();
+                    (model, metrics, dir)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    burn_collective::reset_collective::<Flex>();
+    results
+}
+
+// Two DDP peers (threads, burn-collective) on mirrored batches take the step of one
+// device on the whole batch, as the single-process data-parallel path does; rank 1 starts
+// from other weights and must end with rank 0's; only rank 0 validates and checkpoints.
+// A mean instead of a sum of the gradients, or a missing broadcast, fails.
+#[cfg(feature = "ddp")]
+#[test]
+fn ddp_over_two_peers_equals_one_device_on_mirrored_batches() {
+    let _guard = serial();
+    let device = Default::default();
+    let space = SearchSpace { dropout: 0.0, ..SearchSpace::tiny(1, 10) };
+    let data = embedded_fashion_mnist(true).unwrap();
+    let norm = Normalization::fashion_mnist();
+    let images = Arc::new(data.subset([0..8, 0..8].into_iter().flatten().collect()));
+    let train = BatchLoader::new(images, Transform::SmallEval { size: 32, norm: norm.clone() }, 16, 1)
+        .unwrap()
+        .without_shuffle();
+    let valid =
+        BatchLoader::new(Arc::new(data.subset((8..24).collect())), Transform::SmallEval { size: 32, norm }, 16, 1)
+            .unwrap()
+            .without_shuffle();
+    let arch = Architecture::random_seeded(&space, 4);
+    let build = |seed| {
+        B::seed(&device, seed);
+        let net = ShuffleNasNetConfig::new(space.clone(), arch.clone()).init::<B>(&device).unwrap();
+        shufflenas_train::checkpoint::tensor_shapes(&net);
+        net
+    };
+    let (net, other) = (build(5), build(6));
+    assert_ne!(trainable(&net), trainable(&other));
+    let one_step = TrainConfig { epochs: 1, warmup_epochs: 0, lr: 0.2, ..config() };
+    let trainer = |dir: PathBuf| Trainer { valid: Some(&valid), ..fixed_trainer(&train, one_step.clone(), dir, &arch) };
+
+    let single_dir = run_dir("ddp-single");
+    let (single, _) = trainer(single_dir.clone()).fit(net.clone(), &device, false, &mut |_| {}).unwrap();
+    let peers = ddp_on_one_node(2, &net, &other, &trainer, "ddp-step");
+    let (before, a) = (trainable(&net), trainable(&single));
+    let moved = before.iter().zip(&a).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    let rank0 = trainable(&peers[0].0);
+    let apart = a.iter().zip(&rank0).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+    assert!(moved > 1e-2, "the step moved the weights by only {moved}");
+    assert!(apart < 1e-3 * moved, "one DDP step differs from one device's by {apart} (moved {moved})");
+    assert_eq!(rank0, trainable(&peers[1].0), "the peers' weights differ after the step");
+    assert!(peers[0].1[0].val_top1.is_some() && peers[1].1[0].val_top1.is_none());
+    assert!(peers[0].2.join("latest.json").is_file() && !peers[1].2.join("latest.json").exists());
+    for dir in peers.iter().map(|p| &p.2).chain([&single_dir]) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+// A supernet under DDP: all peers sample the same path at every step, so the gradient
+// buckets line up although most blocks get none; the weights stay identical and the
+// loss is the same finite value on every peer.
+#[cfg(feature = "ddp")]
+#[test]
+fn ddp_trains_a_supernet_with_identical_peers() {
+    let _guard = serial();
+    let device = Default::default();
+    let space = SearchSpace::tiny(1, 10);
+    let (train, _) = loaders(32);
+    let schedule = ChannelSchedule::WarmUp { epochs: 1, lowest: 2, highest: 9 };
+    let sampler = PathSampler::new(space.clone(), schedule, Sampling::Uniform, 5).unwrap();
+    B::seed(&device, 11);
+    let net = SupernetConfig::new(space.clone()).init::<B>(&device).unwrap();
+    shufflenas_train::checkpoint::tensor_shapes(&net);
+    let trainer = |dir: PathBuf| Trainer {
+        config: TrainConfig { epochs: 1, ..config() },
+        train: &train,
+        valid: None,
+        sampler: Some(&sampler),
+        dir,
+        model_id: "supernet".into(),
+        stop_after: None,
+        on_step: None,
+    };
+    let peers = ddp_on_one_node(2, &net, &net, &trainer, "ddp-supernet");
+    assert_eq!(trainable(&peers[0].0), trainable(&peers[1].0));
+    assert_ne!(trainable(&peers[0].0), trainable(&net));
+    let (l0, l1) = (peers[0].1[0].train_loss, peers[1].1[0].train_loss);
+    assert!(l0.is_finite() && l0 == l1, "{l0} vs {l1}");
+    for (_, _, dir) in &peers {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
