@@ -7,7 +7,8 @@
 //! one bucket, before the optimizer step. The shards' losses are weighted by their share
 //! of the batch, so the summed gradient is the one of the whole batch, and every peer
 //! applies the same update: the weights stay identical without being sent again. At the
-//! start rank 0 broadcasts its weights, so peers need not build identical models.
+//! start rank 0's weights are broadcast (as an all-reduce), so peers need not build
+//! identical models.
 //! Batch norm sees per-shard statistics (as PyTorch's DDP without SyncBN); rank 0 alone
 //! validates and writes checkpoints, and its running statistics are the checkpoint's.
 //!
@@ -226,10 +227,14 @@ impl<A: AutodiffBackend> ModuleMapper<A> for Broadcast {
         }
         let shape = tensor.shape();
         let inner = tensor.clone().inner();
-        let sent = self.root.then(|| inner.into_primitive().tensor());
-        match burn_collective::broadcast::<A::InnerBackend>(self.peer, sent) {
+        // A sum in which every peer but rank 0 adds zeros: burn-collective 0.21 has no
+        // broadcast between nodes ("Global broadcast unimplemented"), but all-reduce works
+        // everywhere.
+        let sent = if self.root { inner } else { inner.zeros_like() };
+        let flat = sent.reshape([shape.num_elements()]).into_primitive().tensor();
+        match burn_collective::all_reduce::<A::InnerBackend>(self.peer, flat, ReduceOperation::Sum) {
             Ok(received) => {
-                let value = Tensor::<A::InnerBackend, D>::from_primitive(TensorPrimitive::Float(received));
+                let value = Tensor::<A::InnerBackend, 1>::from_primitive(TensorPrimitive::Float(received));
                 let value = Tensor::<A, D>::from_inner(value.reshape(shape)).require_grad();
                 Param::from_mapped_value(id, value, mapper)
             }

@@ -543,6 +543,65 @@ where
     results
 }
 
+/// Eight images twice (so a half batch has the statistics of the whole), 16 validation
+/// images, and a fixed genome of the tiny space without dropout.
+#[cfg(feature = "ddp")]
+struct Mirrored {
+    space: SearchSpace,
+    arch: Architecture,
+    train: BatchLoader,
+    valid: BatchLoader,
+}
+
+#[cfg(feature = "ddp")]
+impl Mirrored {
+    fn new() -> Self {
+        let space = SearchSpace { dropout: 0.0, ..SearchSpace::tiny(1, 10) };
+        let data = embedded_fashion_mnist(true).unwrap();
+        let norm = Normalization::fashion_mnist();
+        let loader = |indices: Vec<usize>| {
+            BatchLoader::new(
+                Arc::new(data.subset(indices)),
+                Transform::SmallEval { size: 32, norm: norm.clone() },
+                16,
+                1,
+            )
+            .unwrap()
+            .without_shuffle()
+        };
+        let train = loader([0..8, 0..8].into_iter().flatten().collect());
+        let valid = loader((8..24).collect());
+        let arch = Architecture::random_seeded(&space, 4);
+        Self { space, arch, train, valid }
+    }
+
+    fn net(&self, seed: u64) -> ShuffleNasNet<B> {
+        let device = Default::default();
+        B::seed(&device, seed);
+        let net = ShuffleNasNetConfig::new(self.space.clone(), self.arch.clone()).init::<B>(&device).unwrap();
+        shufflenas_train::checkpoint::tensor_shapes(&net);
+        net
+    }
+
+    /// One step of lr 0.2 on the 16 images, validating on the other 16.
+    fn trainer(&self, dir: PathBuf) -> Trainer<'_> {
+        let one_step = TrainConfig { epochs: 1, warmup_epochs: 0, lr: 0.2, ..config() };
+        Trainer { valid: Some(&self.valid), ..fixed_trainer(&self.train, one_step, dir, &self.arch) }
+    }
+
+    /// Asserts that `other` (trainable weights) is where one device's step from `net` goes.
+    fn assert_same_step_as_one_device(&self, net: &ShuffleNasNet<B>, other: &[f32]) {
+        let dir = run_dir("ddp-single");
+        let (single, _) = self.trainer(dir.clone()).fit(net.clone(), &Default::default(), false, &mut |_| {}).unwrap();
+        let _ = std::fs::remove_dir_all(dir);
+        let (before, a) = (trainable(net), trainable(&single));
+        let moved = before.iter().zip(&a).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        let apart = a.iter().zip(other).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+        assert!(moved > 1e-2, "the step moved the weights by only {moved}");
+        assert!(apart < 1e-3 * moved, "one DDP step differs from one device's by {apart} (moved {moved})");
+    }
+}
+
 // Two DDP peers (threads, burn-collective) on mirrored batches take the step of one
 // device on the whole batch, as the single-process data-parallel path does; rank 1 starts
 // from other weights and must end with rank 0's; only rank 0 validates and checkpoints.
@@ -551,45 +610,83 @@ where
 #[test]
 fn ddp_over_two_peers_equals_one_device_on_mirrored_batches() {
     let _guard = serial();
-    let device = Default::default();
-    let space = SearchSpace { dropout: 0.0, ..SearchSpace::tiny(1, 10) };
-    let data = embedded_fashion_mnist(true).unwrap();
-    let norm = Normalization::fashion_mnist();
-    let images = Arc::new(data.subset([0..8, 0..8].into_iter().flatten().collect()));
-    let train = BatchLoader::new(images, Transform::SmallEval { size: 32, norm: norm.clone() }, 16, 1)
-        .unwrap()
-        .without_shuffle();
-    let valid =
-        BatchLoader::new(Arc::new(data.subset((8..24).collect())), Transform::SmallEval { size: 32, norm }, 16, 1)
-            .unwrap()
-            .without_shuffle();
-    let arch = Architecture::random_seeded(&space, 4);
-    let build = |seed| {
-        B::seed(&device, seed);
-        let net = ShuffleNasNetConfig::new(space.clone(), arch.clone()).init::<B>(&device).unwrap();
-        shufflenas_train::checkpoint::tensor_shapes(&net);
-        net
-    };
-    let (net, other) = (build(5), build(6));
+    let fixture = Mirrored::new();
+    let (net, other) = (fixture.net(5), fixture.net(6));
     assert_ne!(trainable(&net), trainable(&other));
-    let one_step = TrainConfig { epochs: 1, warmup_epochs: 0, lr: 0.2, ..config() };
-    let trainer = |dir: PathBuf| Trainer { valid: Some(&valid), ..fixed_trainer(&train, one_step.clone(), dir, &arch) };
-
-    let single_dir = run_dir("ddp-single");
-    let (single, _) = trainer(single_dir.clone()).fit(net.clone(), &device, false, &mut |_| {}).unwrap();
-    let peers = ddp_on_one_node(2, &net, &other, &trainer, "ddp-step");
-    let (before, a) = (trainable(&net), trainable(&single));
-    let moved = before.iter().zip(&a).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-    let rank0 = trainable(&peers[0].0);
-    let apart = a.iter().zip(&rank0).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
-    assert!(moved > 1e-2, "the step moved the weights by only {moved}");
-    assert!(apart < 1e-3 * moved, "one DDP step differs from one device's by {apart} (moved {moved})");
-    assert_eq!(rank0, trainable(&peers[1].0), "the peers' weights differ after the step");
+    let peers = ddp_on_one_node(2, &net, &other, &|dir| fixture.trainer(dir), "ddp-step");
+    fixture.assert_same_step_as_one_device(&net, &trainable(&peers[0].0));
+    assert_eq!(trainable(&peers[0].0), trainable(&peers[1].0), "the peers' weights differ after the step");
     assert!(peers[0].1[0].val_top1.is_some() && peers[1].1[0].val_top1.is_none());
     assert!(peers[0].2.join("latest.json").is_file() && !peers[1].2.join("latest.json").exists());
-    for dir in peers.iter().map(|p| &p.2).chain([&single_dir]) {
+    for (_, _, dir) in &peers {
         let _ = std::fs::remove_dir_all(dir);
     }
+}
+
+// Two nodes: this test binary runs again as a child process for node 1, and the nodes
+// meet through Burn's orchestrator over WebSockets on localhost. Node 1 starts from other
+// weights and writes its trained weights to a file; both must equal one device's step.
+// Ignored: with burn-collective 0.21 the nodes register and complete two global
+// all-reduces, then both wait forever in the third (Ring and Centralized strategies
+// alike), so multi-node DDP is not usable yet; see docs/guide.md. Run it with
+// `cargo test --release -p shufflenas-train --features ddp --test training -- --ignored`.
+#[cfg(feature = "ddp")]
+#[test]
+#[ignore = "burn-collective 0.21 stalls in the third global all-reduce between two processes"]
+fn ddp_over_two_nodes_through_the_orchestrator() {
+    use shufflenas_train::ddp::{DdpPeer, NodeAddresses, run_orchestrator};
+    const NODE_VAR: &str = "SHUFFLENAS_TEST_DDP_NODE";
+    let child_port = std::env::var(NODE_VAR).ok().map(|p| p.parse::<u16>().unwrap());
+    let _guard = serial();
+    let port = child_port.unwrap_or(20_000 + (std::process::id() % 20_000) as u16);
+    let node_rank = usize::from(child_port.is_some());
+    let nodes = NodeAddresses {
+        nodes: 2,
+        node_rank,
+        orchestrator: format!("ws://127.0.0.1:{port}"),
+        node: format!("ws://127.0.0.1:{}", port + 1 + node_rank as u16),
+    };
+    let weights_file = std::env::temp_dir().join(format!("shufflenas-ddp-node1-{port}.json"));
+    let child = match child_port {
+        Some(_) => None,
+        None => {
+            std::thread::spawn(move || run_orchestrator(port));
+            let exe = std::env::current_exe().unwrap();
+            let args = ["ddp_over_two_nodes_through_the_orchestrator", "--exact", "--nocapture", "--test-threads", "1"];
+            Some(std::process::Command::new(exe).args(args).env(NODE_VAR, port.to_string()).spawn().unwrap())
+        }
+    };
+    let fixture = Mirrored::new();
+    let net = fixture.net(5 + node_rank as u64);
+    let peer = DdpPeer::multi_node(0, 1, &nodes).unwrap();
+    let dir = run_dir(&format!("ddp-node{node_rank}"));
+    let (done, result) = std::sync::mpsc::channel();
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let trained = fixture.trainer(dir.clone()).fit_distributed(
+                net.clone(),
+                &Default::default(),
+                &peer,
+                false,
+                &mut |_| {},
+            );
+            let _ = done.send(trained.map(|(model, _)| trainable(&model)));
+        });
+        let weights =
+            result.recv_timeout(std::time::Duration::from_secs(300)).expect("the two-node run timed out").unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+        if child_port.is_some() {
+            std::fs::write(&weights_file, serde_json::to_string(&weights).unwrap()).unwrap();
+            return;
+        }
+        let status = child.unwrap().wait().unwrap();
+        assert!(status.success(), "node 1 failed: {status}");
+        let text = std::fs::read_to_string(&weights_file).unwrap();
+        let _ = std::fs::remove_file(&weights_file);
+        let node1: Vec<f32> = serde_json::from_str(&text).unwrap();
+        assert_eq!(weights, node1, "the nodes' weights differ after the step");
+        fixture.assert_same_step_as_one_device(&fixture.net(5), &weights);
+    });
 }
 
 // A supernet under DDP: all peers sample the same path at every step, so the gradient
