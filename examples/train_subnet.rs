@@ -54,7 +54,12 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<(), String> {
     let device = backend::device()?;
-    let devices = backend::devices(args.train.devices.into())?;
+    // With --ddp, --devices counts the peers (threads), which take their devices below.
+    #[cfg(feature = "ddp")]
+    let ddp = args.ddp.ddp;
+    #[cfg(not(feature = "ddp"))]
+    let ddp = false;
+    let devices = if ddp { vec![device.clone()] } else { backend::devices(args.train.devices.into())? };
     let loaders = args.data.loaders(args.train.seed).map_err(|e| e.to_string())?;
     let space = match args.layout.as_deref() {
         None => loaders.search_space(),
@@ -124,7 +129,7 @@ fn run(args: Args) -> Result<(), String> {
         }
     };
     #[cfg(feature = "ddp")]
-    if args.ddp.ddp {
+    if ddp {
         if teacher.is_some() {
             return Err("distillation runs on one device: drop --ddp".into());
         }

@@ -62,7 +62,12 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<(), String> {
     let device = backend::device()?;
-    let devices = backend::devices(args.train.devices.into())?;
+    // With --ddp, --devices counts the peers (threads), which take their devices below.
+    #[cfg(feature = "ddp")]
+    let ddp = args.ddp.ddp;
+    #[cfg(not(feature = "ddp"))]
+    let ddp = false;
+    let devices = if ddp { vec![device.clone()] } else { backend::devices(args.train.devices.into())? };
     let loaders = args.data.loaders(args.train.seed).map_err(|e| e.to_string())?;
     let space = loaders.search_space();
     let (lo, hi) = (space.searchable_min_id, space.searchable_max_id);
@@ -121,7 +126,7 @@ fn run(args: Args) -> Result<(), String> {
         }
     };
     #[cfg(feature = "ddp")]
-    if args.ddp.ddp {
+    if ddp {
         let peer_devices = backend::peer_devices(args.train.devices.into())?;
         let peers = args.ddp.peers(peer_devices.len())?;
         let (config, model_id) = (&trainer.config, &trainer.model_id);
