@@ -59,7 +59,8 @@ fn run(args: Args) -> Result<(), String> {
     let ddp = args.ddp.ddp;
     #[cfg(not(feature = "ddp"))]
     let ddp = false;
-    let devices = if ddp { std::slice::from_ref(&device).to_vec() } else { backend::devices(args.train.devices.into())? };
+    let devices =
+        if ddp { std::slice::from_ref(&device).to_vec() } else { backend::devices(args.train.devices.into())? };
     let loaders = args.data.loaders(args.train.seed).map_err(|e| e.to_string())?;
     let space = match args.layout.as_deref() {
         None => loaders.search_space(),

@@ -246,6 +246,12 @@ impl<A: AutodiffBackend> ModuleMapper<A> for Broadcast {
     }
 }
 
+/// Forgets every peer registered in this process on backend `B` (inner backend), e.g.
+/// before starting another DDP run in the same process after one that failed.
+pub fn reset<B: Backend>() {
+    burn_collective::reset_collective::<B>();
+}
+
 /// Runs Burn's global collective orchestrator on `port` until the process is stopped.
 /// Every node of a multi-node run connects to it.
 ///

@@ -522,7 +522,7 @@ where
     M::InnerModule: shufflenas_train::trainer::ValidNet<Flex>,
 {
     use shufflenas_train::ddp::DdpPeer;
-    burn_collective::reset_collective::<Flex>();
+    shufflenas_train::ddp::reset::<Flex>();
     let results = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..world)
             .map(|rank| {
@@ -539,7 +539,7 @@ where
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
-    burn_collective::reset_collective::<Flex>();
+    shufflenas_train::ddp::reset::<Flex>();
     results
 }
 
