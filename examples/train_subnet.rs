@@ -134,27 +134,11 @@ fn run(args: Args) -> Result<(), String> {
         if teacher.is_some() {
             return Err("distillation runs on one device: drop --ddp".into());
         }
-        let peer_devices = backend::peer_devices(args.train.devices.into())?;
-        let peers = args.ddp.peers(peer_devices.len())?;
-        let (config, model_id) = (&trainer.config, &trainer.model_id);
-        let (_, history) = shufflenas::train_args::fit_each_peer(&peers, &peer_devices, |peer, device| {
-            Training::seed(device, args.train.seed);
-            let net = ShuffleNasNetConfig::new(space.clone(), arch.clone()).init::<Training>(device)?;
-            let first_here = peer.rank % peer_devices.len() == 0;
-            let progress = StepProgress::new();
-            let show_step = |s: &StepInfo| progress.update(s);
-            let trainer = Trainer {
-                config: config.clone(),
-                train: &loaders.train,
-                valid: Some(&loaders.valid),
-                sampler: None,
-                dir: dir.clone(),
-                model_id: model_id.clone(),
-                stop_after: None,
-                on_step: first_here.then_some(&show_step as &dyn Fn(&StepInfo)),
-            };
-            trainer.fit_distributed(net, device, peer, args.train.resume, &mut |m| {
-                if first_here {
+        let make_net =
+            |device: &backend::Device| Ok(ShuffleNasNetConfig::new(space.clone(), arch.clone()).init(device)?);
+        let (_, history) =
+            shufflenas::train_args::fit_ddp(&args.ddp, &args.train, &trainer, make_net, |m, peer, first| {
+                if first {
                     println!("{} (DDP rank {} of {})", epoch_line(m, epochs), peer.rank, peer.world_size);
                 }
                 if peer.rank == 0
@@ -162,8 +146,7 @@ fn run(args: Args) -> Result<(), String> {
                 {
                     eprintln!("warning: cannot write metrics.csv: {e}");
                 }
-            })
-        })?;
+            })?;
         return report(&history, &dir);
     }
     let fitted = match &teacher {

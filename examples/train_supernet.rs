@@ -128,28 +128,10 @@ fn run(args: Args) -> Result<(), String> {
     };
     #[cfg(feature = "ddp")]
     if ddp {
-        let peer_devices = backend::peer_devices(args.train.devices.into())?;
-        let peers = args.ddp.peers(peer_devices.len())?;
-        let (config, model_id) = (&trainer.config, &trainer.model_id);
-        shufflenas::train_args::fit_each_peer(&peers, &peer_devices, |peer, device| {
-            Training::seed(device, args.train.seed);
-            let net = SupernetConfig::new(space.clone()).with_bn_momentum(0.1).init::<Training>(device)?;
-            let first_here = peer.rank % peer_devices.len() == 0;
-            let progress = StepProgress::new();
-            let show_step = |s: &StepInfo| progress.update(s);
-            let trainer = Trainer {
-                config: config.clone(),
-                train: &loaders.train,
-                valid: Some(&loaders.valid),
-                sampler: Some(&sampler),
-                dir: dir.clone(),
-                model_id: model_id.clone(),
-                stop_after: None,
-                on_step: first_here.then_some(&show_step as &dyn Fn(&StepInfo)),
-            };
-            trainer.fit_distributed(net, device, peer, args.train.resume, &mut |m| {
-                log_epoch(m, first_here, peer.rank == 0)
-            })
+        let make_net =
+            |device: &backend::Device| Ok(SupernetConfig::new(space.clone()).with_bn_momentum(0.1).init(device)?);
+        shufflenas::train_args::fit_ddp(&args.ddp, &args.train, &trainer, make_net, |m, peer, first| {
+            log_epoch(m, first, peer.rank == 0)
         })?;
         println!("done; checkpoints and metrics in {}", dir.display());
         return Ok(());

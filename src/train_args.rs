@@ -348,22 +348,68 @@ impl DdpArgs {
     }
 }
 
-/// Runs `fit` for every local peer, each in its own thread on its own device, and
-/// returns the first local peer's result (rank 0's on node 0).
+/// Trains with DDP: one peer thread per device of `--devices`, each with its own network
+/// from `make_net`, seeded with --seed (rank 0's weights are then sent to all) and its own copy of
+/// `template`'s settings; the first peer of each node draws the progress bar. Returns the
+/// first local peer's result (rank 0's on node 0). `on_epoch` sees every peer's epochs
+/// with the peer and whether it is its node's first.
 ///
 /// # Errors
-/// The first peer's error, or a message when a peer thread panicked.
+/// Bad DDP flags or devices, a peer's training error, or a panicked peer thread.
 #[cfg(feature = "ddp")]
-pub fn fit_each_peer<M: Send>(
-    peers: &[shufflenas_train::ddp::DdpPeer],
-    devices: &[crate::backend::Device],
-    fit: impl Fn(&shufflenas_train::ddp::DdpPeer, &crate::backend::Device) -> Result<(M, Vec<EpochMetrics>), TrainError>
-    + Sync,
-) -> Result<(M, Vec<EpochMetrics>), String> {
+pub fn fit_ddp<M>(
+    ddp: &DdpArgs,
+    train: &TrainArgs,
+    template: &shufflenas_train::trainer::Trainer<'_>,
+    make_net: impl Fn(&crate::backend::Device) -> Result<M, TrainError>,
+    on_epoch: impl Fn(&EpochMetrics, &shufflenas_train::ddp::DdpPeer, bool) + Sync,
+) -> Result<(M, Vec<EpochMetrics>), String>
+where
+    M: shufflenas_train::trainer::TrainNet<crate::backend::Training>,
+    M::InnerModule: shufflenas_train::trainer::ValidNet<crate::backend::Inference>,
+{
+    use crate::backend::Training;
+    use shufflenas_train::trainer::Trainer;
+    let devices = crate::backend::peer_devices(train.devices.into())?;
+    let peers = ddp.peers(devices.len())?;
+    // The template's step callback is not shareable between threads: take the rest.
+    let Trainer { config, train: data, valid, sampler, dir, model_id, stop_after, .. } = template;
+    // Built and initialised one after the other here: the backend's seeded RNG is global,
+    // and peers drawing from it at once would give rank 0 different weights on every run.
+    let nets = devices
+        .iter()
+        .map(|device| {
+            Training::seed(device, train.seed);
+            let net = make_net(device)?;
+            shufflenas_train::checkpoint::tensor_shapes(&net);
+            Ok(net)
+        })
+        .collect::<Result<Vec<M>, TrainError>>()
+        .map_err(|e| e.to_string())?;
+    let fit = |peer: &shufflenas_train::ddp::DdpPeer, device: &crate::backend::Device, net: M| {
+        let first_here = peer.rank.is_multiple_of(devices.len());
+        let progress = StepProgress::new();
+        let show_step = |s: &StepInfo| progress.update(s);
+        let trainer = Trainer {
+            config: config.clone(),
+            train: data,
+            valid: *valid,
+            sampler: *sampler,
+            dir: dir.clone(),
+            model_id: model_id.clone(),
+            stop_after: *stop_after,
+            on_step: first_here.then_some(&show_step as &dyn Fn(&StepInfo)),
+        };
+        trainer.fit_distributed(net, device, peer, train.resume, &mut |m| on_epoch(m, peer, first_here))
+    };
     let fit = &fit;
     let results: Vec<_> = std::thread::scope(|scope| {
-        let handles: Vec<_> =
-            peers.iter().zip(devices).map(|(peer, device)| scope.spawn(move || fit(peer, device))).collect();
+        let handles: Vec<_> = peers
+            .iter()
+            .zip(&devices)
+            .zip(nets)
+            .map(|((peer, device), net)| scope.spawn(move || fit(peer, device, net)))
+            .collect();
         handles.into_iter().map(|h| h.join()).collect()
     });
     let mut first = None;
