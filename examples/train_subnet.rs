@@ -42,10 +42,6 @@ struct Args {
     /// Knowledge distillation.
     #[command(flatten)]
     distill: DistillArgs,
-    /// Distributed data parallel.
-    #[cfg(feature = "ddp")]
-    #[command(flatten)]
-    ddp: shufflenas::train_args::DdpArgs,
 }
 
 fn main() -> ExitCode {
@@ -54,13 +50,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<(), String> {
     let device = backend::device()?;
-    // With --ddp, --devices counts the peers (threads), which take their devices below.
-    #[cfg(feature = "ddp")]
-    let ddp = args.ddp.ddp;
-    #[cfg(not(feature = "ddp"))]
-    let ddp = false;
-    let devices =
-        if ddp { std::slice::from_ref(&device).to_vec() } else { backend::devices(args.train.devices.into())? };
+    let devices = args.train.local_devices()?;
     let loaders = args.data.loaders(args.train.seed).map_err(|e| e.to_string())?;
     let space = match args.layout.as_deref() {
         None => loaders.search_space(),
@@ -130,23 +120,22 @@ fn run(args: Args) -> Result<(), String> {
         }
     };
     #[cfg(feature = "ddp")]
-    if ddp {
+    if args.train.ddp.ddp {
         if teacher.is_some() {
             return Err("distillation runs on one device: drop --ddp".into());
         }
         let make_net =
             |device: &backend::Device| Ok(ShuffleNasNetConfig::new(space.clone(), arch.clone()).init(device)?);
-        let (_, history) =
-            shufflenas::train_args::fit_ddp(&args.ddp, &args.train, &trainer, make_net, |m, peer, first| {
-                if first {
-                    println!("{} (DDP rank {} of {})", epoch_line(m, epochs), peer.rank, peer.world_size);
-                }
-                if peer.rank == 0
-                    && let Err(e) = append_csv(&dir, m)
-                {
-                    eprintln!("warning: cannot write metrics.csv: {e}");
-                }
-            })?;
+        let (_, history) = shufflenas::train_args::fit_ddp(&args.train, &trainer, make_net, |m, peer, first| {
+            if first {
+                println!("{} (DDP rank {} of {})", epoch_line(m, epochs), peer.rank, peer.world_size);
+            }
+            if peer.rank == 0
+                && let Err(e) = append_csv(&dir, m)
+            {
+                eprintln!("warning: cannot write metrics.csv: {e}");
+            }
+        })?;
         return report(&history, &dir);
     }
     let fitted = match &teacher {

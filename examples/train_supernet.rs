@@ -50,10 +50,6 @@ struct Args {
     /// Hyper-parameters.
     #[command(flatten)]
     train: TrainArgs,
-    /// Distributed data parallel.
-    #[cfg(feature = "ddp")]
-    #[command(flatten)]
-    ddp: shufflenas::train_args::DdpArgs,
 }
 
 fn main() -> ExitCode {
@@ -62,13 +58,7 @@ fn main() -> ExitCode {
 
 fn run(args: Args) -> Result<(), String> {
     let device = backend::device()?;
-    // With --ddp, --devices counts the peers (threads), which take their devices below.
-    #[cfg(feature = "ddp")]
-    let ddp = args.ddp.ddp;
-    #[cfg(not(feature = "ddp"))]
-    let ddp = false;
-    let devices =
-        if ddp { std::slice::from_ref(&device).to_vec() } else { backend::devices(args.train.devices.into())? };
+    let devices = args.train.local_devices()?;
     let loaders = args.data.loaders(args.train.seed).map_err(|e| e.to_string())?;
     let space = loaders.search_space();
     let (lo, hi) = (space.searchable_min_id, space.searchable_max_id);
@@ -127,10 +117,10 @@ fn run(args: Args) -> Result<(), String> {
         }
     };
     #[cfg(feature = "ddp")]
-    if ddp {
+    if args.train.ddp.ddp {
         let make_net =
             |device: &backend::Device| Ok(SupernetConfig::new(space.clone()).with_bn_momentum(0.1).init(device)?);
-        shufflenas::train_args::fit_ddp(&args.ddp, &args.train, &trainer, make_net, |m, peer, first| {
+        shufflenas::train_args::fit_ddp(&args.train, &trainer, make_net, |m, peer, first| {
             log_epoch(m, first, peer.rank == 0)
         })?;
         println!("done; checkpoints and metrics in {}", dir.display());

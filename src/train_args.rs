@@ -56,9 +56,26 @@ pub struct TrainArgs {
     /// backend; each step's batch is split between them).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..))]
     pub devices: u16,
+    /// Distributed data parallel.
+    #[cfg(feature = "ddp")]
+    #[command(flatten)]
+    pub ddp: DdpArgs,
 }
 
 impl TrainArgs {
+    /// The devices of the single-process path: GPUs `0..--devices`, or only the default
+    /// device with --ddp, where --devices counts the peer threads instead ([`fit_ddp`]).
+    ///
+    /// # Errors
+    /// As [`crate::backend::devices`].
+    pub fn local_devices(&self) -> Result<Vec<crate::backend::Device>, String> {
+        #[cfg(feature = "ddp")]
+        if self.ddp.ddp {
+            return Ok(vec![crate::backend::device()?]);
+        }
+        crate::backend::devices(self.devices.into())
+    }
+
     /// The trainer configuration, with `default_decay` when --weight-decay is not given.
     pub fn config(&self, default_decay: f64) -> TrainConfig {
         TrainConfig {
@@ -358,7 +375,6 @@ impl DdpArgs {
 /// Bad DDP flags or devices, a peer's training error, or a panicked peer thread.
 #[cfg(feature = "ddp")]
 pub fn fit_ddp<M>(
-    ddp: &DdpArgs,
     train: &TrainArgs,
     template: &shufflenas_train::trainer::Trainer<'_>,
     make_net: impl Fn(&crate::backend::Device) -> Result<M, TrainError>,
@@ -371,7 +387,7 @@ where
     use crate::backend::Training;
     use shufflenas_train::trainer::Trainer;
     let devices = crate::backend::peer_devices(train.devices.into())?;
-    let peers = ddp.peers(devices.len())?;
+    let peers = train.ddp.peers(devices.len())?;
     // The template's step callback is not shareable between threads: take the rest.
     let Trainer { config, train: data, valid, sampler, dir, model_id, stop_after, .. } = template;
     // Built and initialised one after the other here: the backend's seeded RNG is global,

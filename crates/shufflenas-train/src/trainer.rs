@@ -285,6 +285,11 @@ impl<B: Backend> Spread<'_, B> {
         }
     }
 
+    /// Whether every shard runs in this process.
+    fn is_local(&self) -> bool {
+        matches!(self, Self::Local(_))
+    }
+
     /// Whether replicas are forked from the model in this process.
     fn forks(&self) -> bool {
         matches!(self, Self::Local(devices) if devices.len() > 1)
@@ -302,17 +307,22 @@ impl<B: Backend> Spread<'_, B> {
     /// Number of shards of an `n`-row batch over all processes.
     fn parts(&self, n: usize) -> usize {
         match self {
-            Self::Local(devices) => shard_ranges(n, devices.len()).len(),
+            Self::Local(devices) => shard_count(n, devices.len()),
             #[cfg(feature = "ddp")]
-            Self::Peer(_, peer) => shard_ranges(n, peer.world_size).len(),
+            Self::Peer(_, peer) => shard_count(n, peer.world_size),
         }
     }
+}
+
+/// How many shards `n` rows split into over `parts` devices: `min(parts, n)`, at least 1.
+fn shard_count(n: usize, parts: usize) -> usize {
+    parts.clamp(1, n.max(1))
 }
 
 /// `n` rows split into `min(parts, n)` contiguous, nearly equal ranges (the first ones
 /// one longer), for the devices of a data-parallel step.
 pub(crate) fn shard_ranges(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
-    let parts = parts.clamp(1, n.max(1));
+    let parts = shard_count(n, parts);
     let (size, extra) = (n / parts, n % parts);
     let mut start = 0;
     (0..parts)
@@ -539,17 +549,16 @@ impl Trainer<'_> {
             lr = lr.load_record::<B>(saved.lr_iteration);
             state = saved;
         }
+        if spread.forks() || !spread.is_local() {
+            // A clone of a fresh module initialises its parameters on its own draw: give
+            // the model its values before replicas are forked from it or rank 0's are sent.
+            crate::checkpoint::tensor_shapes(&model);
+        }
         #[cfg(feature = "ddp")]
         if let Spread::Peer(_, peer) = spread {
-            crate::checkpoint::tensor_shapes(&model);
             model = peer.broadcast_module(model)?;
         }
         let loss_fn = CrossEntropyLossConfig::new().with_smoothing(Some(self.config.label_smoothing)).init(device);
-        if spread.forks() {
-            // A clone of a fresh module initialises its parameters on its own draw: give
-            // the model its values before the replicas are forked from it.
-            crate::checkpoint::tensor_shapes(&model);
-        }
         for epoch in state.epochs_done..self.config.epochs {
             // The backend RNG (dropout) restarts from a per-epoch seed, so a resumed run
             // draws the same masks as an uninterrupted one.
@@ -577,6 +586,7 @@ impl Trainer<'_> {
                     None => None,
                 };
                 let shards = spread.shards(n);
+                let parts = spread.parts(n);
                 let mut shard_losses = Vec::with_capacity(shards.len());
                 let mut accumulated = GradientsAccumulator::<M>::new();
                 let mut single = None;
@@ -618,7 +628,7 @@ impl Trainer<'_> {
                         }
                         None => hard,
                     };
-                    let loss = match spread.parts(n) {
+                    let loss = match parts {
                         1 => loss,
                         _ => loss.mul_scalar(range.len() as f64 / n as f64),
                     };
