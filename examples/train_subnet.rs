@@ -148,14 +148,17 @@ fn run(args: Args) -> Result<(), String> {
 }
 
 fn report(history: &[EpochMetrics], dir: &std::path::Path) -> Result<(), String> {
-    if let Some(last) = history.last() {
-        println!(
+    let Some(last) = history.last() else { return Ok(()) };
+    match (last.val_top1, last.val_top5) {
+        (Some(top1), Some(top5)) => println!(
             "done: val top-1 {:.2}%, top-5 {:.2}% after {} epochs; checkpoints in {}",
-            100.0 * last.val_top1.unwrap_or(0.0),
-            100.0 * last.val_top5.unwrap_or(0.0),
+            100.0 * top1,
+            100.0 * top5,
             history.len(),
             dir.display()
-        );
+        ),
+        // A DDP node other than node 0: rank 0 validates and writes the checkpoints.
+        _ => println!("done after {} epochs; validation and checkpoints are on node 0", history.len()),
     }
     Ok(())
 }

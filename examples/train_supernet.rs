@@ -123,7 +123,10 @@ fn run(args: Args) -> Result<(), String> {
         shufflenas::train_args::fit_ddp(&args.train, &trainer, make_net, |m, peer, first| {
             log_epoch(m, first, peer.rank == 0)
         })?;
-        println!("done; checkpoints and metrics in {}", dir.display());
+        match args.train.ddp.node_rank {
+            0 => println!("done; checkpoints and metrics in {}", dir.display()),
+            _ => println!("done; checkpoints and metrics are on node 0"),
+        }
         return Ok(());
     }
     trainer

@@ -626,14 +626,10 @@ fn ddp_over_two_peers_equals_one_device_on_mirrored_batches() {
 // Two nodes: this test binary runs again as a child process for node 1, and the nodes
 // meet through Burn's orchestrator over WebSockets on localhost. Node 1 starts from other
 // weights and writes its trained weights to a file; both must equal one device's step.
-// Ignored: with burn-collective 0.21 the second global all-reduce never returns: its
-// barrier (`SyncService::sync`) clears a copy of its list of synced nodes, so only the
-// first barrier ever completes. Multi-node DDP needs that fixed in Burn; see
-// docs/guide.md. Run it with
-// `cargo test --release -p shufflenas-train --features ddp --test training -- --ignored`.
+// Every step ends in several global all-reduces: this needs the patched burn-collective of
+// vendor/ (0.21.0's global barrier waited forever from its second use on).
 #[cfg(feature = "ddp")]
 #[test]
-#[ignore = "burn-collective 0.21: every global barrier after the first waits forever"]
 fn ddp_over_two_nodes_through_the_orchestrator() {
     use shufflenas_train::ddp::{DdpPeer, NodeAddresses, run_orchestrator};
     const NODE_VAR: &str = "SHUFFLENAS_TEST_DDP_NODE";
