@@ -1,0 +1,155 @@
+//! The conv2d backward pass on the CPU backend against a naive reference.
+//!
+//! The workspace builds a patched burn-flex (vendor/burn-flex/PATCHED.md) with direct
+//! kernels for the pointwise and depthwise convolutions' input and weight gradients,
+//! and row copies for strided tensors. These tests check every such kernel, and the
+//! default path that other convolutions still take, against plain loops in f64, on
+//! odd channel counts and sizes, strides 1 and 2, kernels 1/3/5/7, and strided views.
+
+use burn::backend::{Autodiff, Flex};
+use burn::tensor::module::conv2d;
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use burn::tensor::ops::ConvOptions;
+
+type B = Autodiff<Flex>;
+
+/// One convolution case: `x [n, c_in, h, w]`, `weight [c_out, c_in / groups, k, k]`.
+#[derive(Clone, Copy, Debug)]
+struct Case {
+    batch: usize,
+    c_in: usize,
+    c_out: usize,
+    size: [usize; 2],
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    groups: usize,
+}
+
+/// Plain f64 loops: the output gradient is `r`, so `dx` and `dw` are
+/// the gradients of `Σ conv(x, w) · r`.
+fn reference(case: Case, x: &[f32], w: &[f32], r: &[f32], out: [usize; 2]) -> (Vec<f64>, Vec<f64>) {
+    let Case { batch, c_in, c_out, size: [h, wd], kernel: k, stride, padding, groups } = case;
+    let (cig, cog) = (c_in / groups, c_out / groups);
+    let mut dx = vec![0.0; x.len()];
+    let mut dw = vec![0.0; w.len()];
+    for n in 0..batch {
+        for co in 0..c_out {
+            let g = co / cog;
+            for oh in 0..out[0] {
+                for ow in 0..out[1] {
+                    let gv = f64::from(r[((n * c_out + co) * out[0] + oh) * out[1] + ow]);
+                    for ci in 0..cig {
+                        let cx = g * cig + ci;
+                        for i in 0..k {
+                            for j in 0..k {
+                                let (ih, iw) = ((oh * stride + i) as isize - padding as isize, (ow * stride + j) as isize - padding as isize);
+                                if ih < 0 || iw < 0 || ih >= h as isize || iw >= wd as isize {
+                                    continue;
+                                }
+                                let xi = ((n * c_in + cx) * h + ih as usize) * wd + iw as usize;
+                                let wi = ((co * cig + ci) * k + i) * k + j;
+                                dx[xi] += f64::from(w[wi]) * gv;
+                                dw[wi] += f64::from(x[xi]) * gv;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (dx, dw)
+}
+
+fn assert_close(name: &str, case: Case, ours: &[f32], reference: &[f64]) {
+    assert_eq!(ours.len(), reference.len(), "{name}: length, {case:?}");
+    let scale = reference.iter().fold(1e-3f64, |m, v| m.max(v.abs()));
+    for (index, (&a, &b)) in ours.iter().zip(reference).enumerate() {
+        assert!((f64::from(a) - b).abs() <= 1e-4 * scale, "{name}[{index}]: {a} vs {b} (scale {scale}), {case:?}");
+    }
+}
+
+/// Runs the case through autodiff. With `strided_views`, `x` is a channel slice
+/// of a wider tensor and `weight` a slice of a larger weight, as in the supernet.
+fn check(case: Case, strided_views: bool) {
+    let device = Default::default();
+    let Case { batch, c_in, c_out, size: [h, w], kernel, stride, padding, groups } = case;
+    let normal = Distribution::Normal(0.0, 1.0);
+    let (x, weight) = if strided_views {
+        let wide = Tensor::<B, 4>::random([batch, c_in + 5, h, w], normal, &device);
+        let big = Tensor::<B, 4>::random([c_out + 3, c_in / groups + 2, kernel, kernel], normal, &device);
+        let x = wide.slice([0..batch, 2..2 + c_in, 0..h, 0..w]).detach().require_grad();
+        let weight = big.slice([1..1 + c_out, 0..c_in / groups, 0..kernel, 0..kernel]).detach().require_grad();
+        (x, weight)
+    } else {
+        let x = Tensor::<B, 4>::random([batch, c_in, h, w], normal, &device).require_grad();
+        let weight = Tensor::<B, 4>::random([c_out, c_in / groups, kernel, kernel], normal, &device).require_grad();
+        (x, weight)
+    };
+    let options = ConvOptions::new([stride; 2], [padding; 2], [1, 1], groups);
+    let y = conv2d(x.clone(), weight.clone(), None, options);
+    let [_, _, out_h, out_w] = y.dims();
+    let r = Tensor::<B, 4>::random(y.shape(), normal, &device);
+    let grads = (y * r.clone()).sum().backward();
+    let values = |t: Tensor<Flex, 4>| t.into_data().to_vec::<f32>().unwrap();
+    let dx = values(x.grad(&grads).unwrap());
+    let dw = values(weight.grad(&grads).unwrap());
+    let (x, weight, r) = (values(x.inner()), values(weight.inner()), values(r.inner()));
+    let (ref_dx, ref_dw) = reference(case, &x, &weight, &r, [out_h, out_w]);
+    assert_close("dx", case, &dx, &ref_dx);
+    assert_close("dw", case, &dw, &ref_dw);
+}
+
+fn depthwise(batch: usize, channels: usize, size: [usize; 2], kernel: usize, stride: usize) -> Case {
+    Case { batch, c_in: channels, c_out: channels, size, kernel, stride, padding: kernel / 2, groups: channels }
+}
+
+#[test]
+fn depthwise_gradients_match_the_reference() {
+    for (index, &channels) in [57, 51, 44, 8].iter().enumerate() {
+        for kernel in [3, 5, 7] {
+            for stride in [1, 2] {
+                for size in [[9, 11], [4, 4], [2, 3]] {
+                    check(depthwise(2, channels, size, kernel, stride), (index + kernel + stride) % 2 == 0);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn depthwise_gradients_without_padding_match_the_reference() {
+    for stride in [1, 2] {
+        check(Case { padding: 0, ..depthwise(3, 12, [8, 7], 3, stride) }, false);
+        check(Case { padding: 1, ..depthwise(1, 5, [7, 7], 5, stride) }, true);
+    }
+}
+
+#[test]
+fn pointwise_gradients_match_the_reference() {
+    let cases = [(57, 44), (44, 51), (51, 57), (16, 40), (3, 1), (130, 20)];
+    for (index, &(c_in, c_out)) in cases.iter().enumerate() {
+        for size in [[9, 11], [1, 1], [4, 4]] {
+            let case = Case { batch: 3, c_in, c_out, size, kernel: 1, stride: 1, padding: 0, groups: 1 };
+            check(case, index % 2 == 1);
+        }
+    }
+}
+
+#[test]
+fn other_convolutions_take_the_default_path_and_match_the_reference() {
+    let cases = [
+        // The stem: 3×3 stride 2 from 3 channels.
+        Case { batch: 2, c_in: 3, c_out: 16, size: [9, 9], kernel: 3, stride: 2, padding: 1, groups: 1 },
+        // 1×1 with stride 2 (not the pointwise kernel).
+        Case { batch: 2, c_in: 6, c_out: 5, size: [7, 8], kernel: 1, stride: 2, padding: 0, groups: 1 },
+        // Grouped, not depthwise.
+        Case { batch: 2, c_in: 8, c_out: 12, size: [6, 6], kernel: 3, stride: 1, padding: 1, groups: 4 },
+        // A stride that leaves an extra tap.
+        Case { batch: 1, c_in: 4, c_out: 4, size: [8, 8], kernel: 3, stride: 2, padding: 0, groups: 1 },
+    ];
+    for (index, case) in cases.into_iter().enumerate() {
+        check(case, index % 2 == 0);
+    }
+}
