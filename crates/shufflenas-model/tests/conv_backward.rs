@@ -7,9 +7,9 @@
 //! odd channel counts and sizes, strides 1 and 2, kernels 1/3/5/7, and strided views.
 
 use burn::backend::{Autodiff, Flex};
-use burn::tensor::module::conv2d;
 use burn::prelude::*;
 use burn::tensor::Distribution;
+use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 
 type B = Autodiff<Flex>;
@@ -44,7 +44,10 @@ fn reference(case: Case, x: &[f32], w: &[f32], r: &[f32], out: [usize; 2]) -> (V
                         let cx = g * cig + ci;
                         for i in 0..k {
                             for j in 0..k {
-                                let (ih, iw) = ((oh * stride + i) as isize - padding as isize, (ow * stride + j) as isize - padding as isize);
+                                let (ih, iw) = (
+                                    (oh * stride + i) as isize - padding as isize,
+                                    (ow * stride + j) as isize - padding as isize,
+                                );
                                 if ih < 0 || iw < 0 || ih >= h as isize || iw >= wd as isize {
                                     continue;
                                 }

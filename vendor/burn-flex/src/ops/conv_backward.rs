@@ -110,18 +110,12 @@ impl Depthwise {
         sizes_match.then_some(geometry)
     }
 
-    /// The output positions `o` along one axis whose input position
-    /// `o·stride + tap − padding` lies inside `0..input`.
-    fn valid_outputs(&self, tap: usize, axis: usize) -> core::ops::Range<usize> {
-        let (stride, padding) = (self.stride[axis], self.padding[axis]);
-        let (input, output) = if axis == 0 { (self.in_h, self.out_h) } else { (self.in_w, self.out_w) };
-        let first = padding.saturating_sub(tap).div_ceil(stride);
-        // Largest o with o·stride + tap − padding ≤ input − 1.
-        let end = match (input + padding).checked_sub(tap + 1) {
-            Some(top) => (top / stride + 1).min(output),
-            None => 0,
-        };
-        first..end.max(first)
+    /// The layout of one plane's phase planes (see [`Phases`]).
+    fn phases(&self) -> Phases {
+        let [sh, sw] = self.stride;
+        let rows = self.out_h + (self.kernel_h - 1) / sh + 1;
+        let pitch = self.out_w + (self.kernel_w - 1) / sw;
+        Phases { geometry: *self, rows, pitch }
     }
 }
 
@@ -146,39 +140,26 @@ pub(crate) fn conv2d_x_backward_f32(
     let geometry = Depthwise::of(x, weight, grad, options)?;
     let (weight, grad) = (weight.to_contiguous(), grad.to_contiguous());
     let (w, g): (&[f32], &[f32]) = (weight.storage(), grad.storage());
-    let Depthwise { in_h, in_w, out_h, out_w, kernel_h, kernel_w, .. } = geometry;
-    let taps = kernel_h * kernel_w;
-    let mut dx = vec![0.0f32; geometry.batch * geometry.channels * in_h * in_w];
+    let Depthwise { channels, in_h, in_w, out_h, out_w, kernel_h, kernel_w, .. } = geometry;
+    let phases = geometry.phases();
+    let mut dx = vec![0.0f32; geometry.batch * channels * in_h * in_w];
     for_each_chunk(&mut dx, in_h * in_w, |plane, dx_plane| {
-        let c = plane % geometry.channels;
-        let g_plane = &g[plane * out_h * out_w..(plane + 1) * out_h * out_w];
+        let c = plane % channels;
+        let mut g_pitched = vec![0.0f32; out_h * phases.pitch];
+        phases.pitch_rows(&g[plane * out_h * out_w..(plane + 1) * out_h * out_w], &mut g_pitched);
+        let mut d_phases = vec![0.0f32; phases.len()];
         for i in 0..kernel_h {
-            let rows = geometry.valid_outputs(i, 0);
             for j in 0..kernel_w {
-                let cols = geometry.valid_outputs(j, 1);
-                if cols.is_empty() {
-                    continue;
-                }
-                let tap = w[c * taps + i * kernel_w + j];
-                let first_col = cols.start * geometry.stride[1] + j - geometry.padding[1];
-                for oh in rows.clone() {
-                    let ih = oh * geometry.stride[0] + i - geometry.padding[0];
-                    let g_row = &g_plane[oh * out_w + cols.start..oh * out_w + cols.end];
-                    let dx_row = &mut dx_plane[ih * in_w..(ih + 1) * in_w];
-                    if geometry.stride[1] == 1 {
-                        for (d, &gv) in dx_row[first_col..first_col + g_row.len()].iter_mut().zip(g_row) {
-                            *d += tap * gv;
-                        }
-                    } else {
-                        for (k, &gv) in g_row.iter().enumerate() {
-                            dx_row[first_col + k * geometry.stride[1]] += tap * gv;
-                        }
-                    }
+                let tap = w[(c * kernel_h + i) * kernel_w + j];
+                let target = &mut d_phases[phases.tap_offset(i, j)..][..g_pitched.len()];
+                for (d, &gv) in target.iter_mut().zip(&g_pitched) {
+                    *d += tap * gv;
                 }
             }
         }
+        phases.scatter(&d_phases, dx_plane);
     });
-    Some(tensor(dx, [geometry.batch, geometry.channels, in_h, in_w]))
+    Some(tensor(dx, [geometry.batch, channels, in_h, in_w]))
 }
 
 /// Weight gradient of a pointwise or depthwise conv2d, or `None` for other convolutions.
@@ -208,40 +189,89 @@ pub(crate) fn conv2d_weight_backward_f32(
     let (x, grad) = (x.to_contiguous(), grad.to_contiguous());
     let (xd, g): (&[f32], &[f32]) = (x.storage(), grad.storage());
     let Depthwise { channels, in_h, in_w, out_h, out_w, kernel_h, kernel_w, .. } = geometry;
+    let phases = geometry.phases();
     let mut dw = vec![0.0f32; channels * kernel_h * kernel_w];
     for_each_chunk(&mut dw, kernel_h * kernel_w, |c, taps| {
-        for i in 0..kernel_h {
-            let rows = geometry.valid_outputs(i, 0);
-            for j in 0..kernel_w {
-                let cols = geometry.valid_outputs(j, 1);
-                if cols.is_empty() || rows.is_empty() {
-                    taps[i * kernel_w + j] = 0.0;
-                    continue;
+        let mut g_pitched = vec![0.0f32; out_h * phases.pitch];
+        let mut x_phases = vec![0.0f32; phases.len()];
+        for n in 0..geometry.batch {
+            let plane = n * channels + c;
+            phases.pitch_rows(&g[plane * out_h * out_w..(plane + 1) * out_h * out_w], &mut g_pitched);
+            phases.gather(&xd[plane * in_h * in_w..(plane + 1) * in_h * in_w], &mut x_phases);
+            for i in 0..kernel_h {
+                for j in 0..kernel_w {
+                    let source = &x_phases[phases.tap_offset(i, j)..][..g_pitched.len()];
+                    taps[i * kernel_w + j] += dot(&g_pitched, source);
                 }
-                let first_col = cols.start * geometry.stride[1] + j;
-                let mut sum = 0.0f32;
-                for n in 0..geometry.batch {
-                    let plane = n * channels + c;
-                    let x_plane = &xd[plane * in_h * in_w..(plane + 1) * in_h * in_w];
-                    let g_plane = &g[plane * out_h * out_w..(plane + 1) * out_h * out_w];
-                    for oh in rows.clone() {
-                        let ih = oh * geometry.stride[0] + i - geometry.padding[0];
-                        let g_row = &g_plane[oh * out_w + cols.start..oh * out_w + cols.end];
-                        let x_row = &x_plane[ih * in_w..(ih + 1) * in_w];
-                        sum += if geometry.stride[1] == 1 {
-                            let x_run = &x_row[first_col - geometry.padding[1]..][..g_row.len()];
-                            dot(g_row, x_run)
-                        } else {
-                            let start = first_col - geometry.padding[1];
-                            g_row.iter().enumerate().map(|(k, &gv)| gv * x_row[start + k * geometry.stride[1]]).sum()
-                        };
-                    }
-                }
-                taps[i * kernel_w + j] = sum;
             }
         }
     });
     Some(tensor(dw, [channels, 1, kernel_h, kernel_w]))
+}
+
+/// One depthwise plane laid out for long contiguous inner loops: the zero-padded
+/// input split into `stride_h · stride_w` phase planes (phase `(a, b)` holds the
+/// padded input's rows `a, a + s, …` and columns `b, b + s, …`), each `rows ×
+/// pitch`, and the output gradient with the same row pitch (zeros past `out_w`).
+/// Output `t = oh · pitch + ow` then reads tap `(i, j)` at position
+/// `t + tap_offset(i, j)` of the concatenated phases, so each tap is one dot
+/// product (or one axpy) over the whole plane. The zero columns of the pitched
+/// gradient cancel the positions that wrap into the next row.
+struct Phases {
+    geometry: Depthwise,
+    rows: usize,
+    pitch: usize,
+}
+
+impl Phases {
+    /// Length of all phase planes together.
+    fn len(&self) -> usize {
+        self.geometry.stride[0] * self.geometry.stride[1] * self.rows * self.pitch
+    }
+
+    /// Where tap `(i, j)` of output 0 lies in the concatenated phase planes.
+    fn tap_offset(&self, i: usize, j: usize) -> usize {
+        let [sh, sw] = self.geometry.stride;
+        let phase = (i % sh) * sw + j % sw;
+        phase * self.rows * self.pitch + (i / sh) * self.pitch + j / sw
+    }
+
+    /// Copies an `out_h × out_w` plane into rows of `pitch` (the tail of each row stays 0).
+    fn pitch_rows(&self, plane: &[f32], pitched: &mut [f32]) {
+        let out_w = self.geometry.out_w;
+        for (row, dst) in plane.chunks_exact(out_w).zip(pitched.chunks_exact_mut(self.pitch)) {
+            dst[..out_w].copy_from_slice(row);
+        }
+    }
+
+    /// Calls `visit(input index, phase index)` for every input position held by a phase plane.
+    fn for_each_position(&self, mut visit: impl FnMut(usize, usize)) {
+        let Depthwise { in_h, in_w, stride: [sh, sw], padding: [ph, pw], .. } = self.geometry;
+        for r in 0..in_h {
+            let (u, a) = ((r + ph) / sh, (r + ph) % sh);
+            if u >= self.rows {
+                break;
+            }
+            for col in 0..in_w {
+                let (v, b) = ((col + pw) / sw, (col + pw) % sw);
+                if v >= self.pitch {
+                    break;
+                }
+                visit(r * in_w + col, ((a * sw + b) * self.rows + u) * self.pitch + v);
+            }
+        }
+    }
+
+    /// Fills the phase planes from an `in_h × in_w` input plane (padding stays 0).
+    fn gather(&self, plane: &[f32], phases: &mut [f32]) {
+        self.for_each_position(|input, phase| phases[phase] = plane[input]);
+    }
+
+    /// Writes the phase planes' values back to an `in_h × in_w` plane (positions no
+    /// phase holds are read by no output and keep their 0).
+    fn scatter(&self, phases: &[f32], plane: &mut [f32]) {
+        self.for_each_position(|input, phase| plane[input] = phases[phase]);
+    }
 }
 
 /// A dot product in 8 independent lanes (vectorisable; fixed summation order).
