@@ -3,6 +3,7 @@
 //!     cargo bench --bench model
 //!
 //! Channel shuffle, each block kind at its stage size, SE, sliced vs unsliced conv,
+//! the conv backward kernels (depthwise 3/5/7 at strides 1 and 2, pointwise),
 //! OneShot-S+ at batch 1 and 32, and a supernet training step at 32×32.
 
 use burn::module::AutodiffModule;
@@ -11,6 +12,8 @@ use burn::optim::momentum::MomentumConfig;
 use burn::optim::{GradientsParams, Optimizer, SgdConfig};
 use burn::prelude::*;
 use burn::tensor::Distribution;
+use burn::tensor::module::conv2d;
+use burn::tensor::ops::ConvOptions;
 use criterion::{Criterion, criterion_group, criterion_main};
 use shufflenas::backend::{self, Device, Inference, Training};
 use shufflenas::model::nn::{
@@ -115,5 +118,38 @@ fn networks(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, kernels, blocks, networks);
+/// Forward + backward of one convolution at the sizes of the small-input preset's
+/// training step (batch 32): the input and weight gradients are what the CPU
+/// backend's patched kernels compute (vendor/burn-flex/PATCHED.md).
+fn conv_backward(c: &mut Criterion) {
+    let device = backend::device().expect("backend device");
+    let mut group = c.benchmark_group("conv_backward_batch32");
+    group.sample_size(10);
+    let normal = Distribution::Normal(0.0, 1.0);
+    // (name, channels in, channels out, size, kernel, stride, groups)
+    let cases = [
+        ("depthwise_k3_s1/68x16x16", 68, 68, 16, 3, 1, 68),
+        ("depthwise_k5_s1/68x16x16", 68, 68, 16, 5, 1, 68),
+        ("depthwise_k7_s1/68x16x16", 68, 68, 16, 7, 1, 68),
+        ("depthwise_k3_s2/68x32x32", 68, 68, 32, 3, 2, 68),
+        ("depthwise_k7_s2/68x32x32", 68, 68, 32, 7, 2, 68),
+        ("pointwise/68to68x16x16", 68, 68, 16, 1, 1, 1),
+        ("pointwise/160to160x8x8", 160, 160, 8, 1, 1, 1),
+    ];
+    for (name, c_in, c_out, size, kernel, stride, groups) in cases {
+        let x = Tensor::<Training, 4>::random([32, c_in, size, size], normal, &device).require_grad();
+        let weight =
+            Tensor::<Training, 4>::random([c_out, c_in / groups, kernel, kernel], normal, &device).require_grad();
+        let options = ConvOptions::new([stride; 2], [kernel / 2; 2], [1, 1], groups);
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let grads = conv2d(x.clone(), weight.clone(), None, options.clone()).sum().backward();
+                let _ = (x.grad(&grads).map(|g| g.into_data()), weight.grad(&grads).map(|g| g.into_data()));
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, kernels, conv_backward, blocks, networks);
 criterion_main!(benches);
