@@ -143,21 +143,21 @@ pub(crate) fn conv2d_x_backward_f32(
     let Depthwise { channels, in_h, in_w, out_h, out_w, kernel_h, kernel_w, .. } = geometry;
     let phases = geometry.phases();
     let mut dx = vec![0.0f32; geometry.batch * channels * in_h * in_w];
-    for_each_chunk(&mut dx, in_h * in_w, |plane, dx_plane| {
+    let scratch = || (vec![0.0f32; out_h * phases.pitch], vec![0.0f32; phases.len()]);
+    for_each_chunk_with(&mut dx, in_h * in_w, scratch, |(g_pitched, d_phases), plane, dx_plane| {
         let c = plane % channels;
-        let mut g_pitched = vec![0.0f32; out_h * phases.pitch];
-        phases.pitch_rows(&g[plane * out_h * out_w..(plane + 1) * out_h * out_w], &mut g_pitched);
-        let mut d_phases = vec![0.0f32; phases.len()];
+        phases.pitch_rows(&g[plane * out_h * out_w..(plane + 1) * out_h * out_w], g_pitched);
+        d_phases.fill(0.0);
         for i in 0..kernel_h {
             for j in 0..kernel_w {
                 let tap = w[(c * kernel_h + i) * kernel_w + j];
                 let target = &mut d_phases[phases.tap_offset(i, j)..][..g_pitched.len()];
-                for (d, &gv) in target.iter_mut().zip(&g_pitched) {
+                for (d, &gv) in target.iter_mut().zip(g_pitched.iter()) {
                     *d += tap * gv;
                 }
             }
         }
-        phases.scatter(&d_phases, dx_plane);
+        phases.scatter(d_phases, dx_plane);
     });
     Some(tensor(dx, [geometry.batch, channels, in_h, in_w]))
 }
@@ -344,16 +344,29 @@ fn for_each_chunk<F>(out: &mut [f32], chunk: usize, f: F)
 where
     F: Fn(usize, &mut [f32]) + Send + Sync,
 {
+    for_each_chunk_with(out, chunk, || (), |_, i, c| f(i, c));
+}
+
+/// [`for_each_chunk`] with a scratch value made by `init` once per rayon task
+/// (not per chunk) and lent to every chunk that task runs.
+fn for_each_chunk_with<S, I, F>(out: &mut [f32], chunk: usize, init: I, f: F)
+where
+    I: Fn() -> S + Send + Sync,
+    F: Fn(&mut S, usize, &mut [f32]) + Send + Sync,
+{
     if chunk == 0 {
         return;
     }
     #[cfg(feature = "rayon")]
     {
         use rayon::prelude::*;
-        out.par_chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
+        out.par_chunks_mut(chunk).enumerate().for_each_init(init, |s, (i, c)| f(s, i, c));
     }
     #[cfg(not(feature = "rayon"))]
-    out.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(i, c));
+    {
+        let mut s = init();
+        out.chunks_mut(chunk).enumerate().for_each(|(i, c)| f(&mut s, i, c));
+    }
 }
 
 fn tensor(data: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
