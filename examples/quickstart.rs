@@ -20,6 +20,7 @@ use std::process::ExitCode;
 use shufflenas::pipeline::{parse_with_defaults, run_pipeline};
 
 fn main() -> ExitCode {
+    shufflenas::keep_freed_memory();
     let args = parse_with_defaults(&[
         ("space", "tiny"),
         ("holdout", "500"),

@@ -53,6 +53,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    shufflenas::keep_freed_memory();
     shufflenas::cli::finish(run(Args::parse()))
 }
 
