@@ -1,0 +1,47 @@
+"""PyTorch peer of `cargo bench --bench model -- conv_backward`: forward + backward of one
+convolution (sum of the output as the loss) at the small-input preset's training sizes,
+batch 32, fp32, 2 threads. Prints the median time per case in ms, with the same names as
+the criterion group `conv_backward_batch32`.
+
+    python3 benches/torch_conv_backward.py [--threads 2] [--iters 30]"""
+import argparse
+import statistics
+import time
+
+import torch
+
+ap = argparse.ArgumentParser()
+ap.add_argument("--threads", type=int, default=2)
+ap.add_argument("--iters", type=int, default=30)
+args = ap.parse_args()
+torch.set_num_threads(args.threads)
+
+# (name, channels in, channels out, size, kernel, stride, groups): as in benches/model.rs.
+CASES = [
+    ("depthwise_k3_s1/68x16x16", 68, 68, 16, 3, 1, 68),
+    ("depthwise_k5_s1/68x16x16", 68, 68, 16, 5, 1, 68),
+    ("depthwise_k7_s1/68x16x16", 68, 68, 16, 7, 1, 68),
+    ("depthwise_k3_s2/68x32x32", 68, 68, 32, 3, 2, 68),
+    ("depthwise_k7_s2/68x32x32", 68, 68, 32, 7, 2, 68),
+    ("pointwise/68to68x16x16", 68, 68, 16, 1, 1, 1),
+    ("pointwise/160to160x8x8", 160, 160, 8, 1, 1, 1),
+]
+
+for name, c_in, c_out, size, kernel, stride, groups in CASES:
+    x = torch.randn(32, c_in, size, size, requires_grad=True)
+    w = torch.randn(c_out, c_in // groups, kernel, kernel, requires_grad=True)
+
+    def step():
+        y = torch.nn.functional.conv2d(x, w, None, stride, kernel // 2, 1, groups)
+        y.sum().backward()
+        x.grad = None
+        w.grad = None
+
+    for _ in range(5):
+        step()
+    times = []
+    for _ in range(args.iters):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    print(f"conv_backward_batch32/{name}: {statistics.median(times) * 1e3:.3f} ms")
