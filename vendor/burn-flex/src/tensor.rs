@@ -377,12 +377,18 @@ impl FlexTensor {
             copy_2d_tiled(
                 &mut dst, src, offset, shape[0], shape[1], strides[0], strides[1],
             );
-        } else if all_positive && strides[shape.len() - 1] == 1 && shape[shape.len() - 1] >= 4 {
+        } else if let Some(blocks) =
+            all_positive.then(|| self.layout.strided_blocks()).filter(|blocks| blocks.block_len() >= 4)
+        {
             // shufflenas patch: ND layouts whose innermost run is contiguous,
             // e.g. `[N, C, H, W].swap_dims(0, 1)` (collapsed to `[C, N, H*W]`),
-            // which every conv weight gradient makes: copy whole rows instead of
-            // walking every element with the scalar `StridedIter`.
-            copy_rows(&mut dst, src, offset, shape, strides);
+            // which every conv weight gradient makes: copy whole blocks (in
+            // row-major order, as `StridedIter` visits them) instead of walking
+            // every element with the scalar `StridedIter`.
+            let len = blocks.block_len();
+            for start in blocks.block_starts() {
+                dst.extend_from_slice(&src[start..start + len]);
+            }
         } else {
             // General fallback: covers negative strides (flipped
             // tensors) and ND layouts that can't collapse to ≤2D.
@@ -506,37 +512,6 @@ impl CollapsedLayout {
 /// using the collapsed layout. The merge rule assumes positive
 /// strides and will produce iteration-order-incorrect results for
 /// flipped tensors.
-/// shufflenas patch: appends the elements of a positive-stride layout whose
-/// innermost dim has stride 1 to `dst`, one contiguous row at a time, in
-/// row-major order (the order `StridedIter` visits them).
-fn copy_rows<E: Copy>(dst: &mut Vec<E>, src: &[E], offset: isize, shape: &[usize], strides: &[isize]) {
-    let rank = shape.len();
-    let row_len = shape[rank - 1];
-    let outer = &shape[..rank - 1];
-    if outer.contains(&0) || row_len == 0 {
-        return;
-    }
-    let mut index = [0usize; COLLAPSE_MAX_RANK];
-    loop {
-        let start = offset + (0..rank - 1).map(|d| index[d] as isize * strides[d]).sum::<isize>();
-        let start = start as usize;
-        dst.extend_from_slice(&src[start..start + row_len]);
-        // Advance the odometer over the outer dims.
-        let mut d = rank - 1;
-        loop {
-            if d == 0 {
-                return;
-            }
-            d -= 1;
-            index[d] += 1;
-            if index[d] < outer[d] {
-                break;
-            }
-            index[d] = 0;
-        }
-    }
-}
-
 fn collapse_for_copy(shape: &[usize], strides: &[isize]) -> CollapsedLayout {
     let mut out = CollapsedLayout {
         ndim: 0,

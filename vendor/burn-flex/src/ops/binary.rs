@@ -79,24 +79,20 @@ where
     // `powf` (which have no SIMD fast path and go straight to
     // `binary_op_typed`) don't pay for a memcpy they can't benefit
     // from. Their strided fallback handles non-contig lhs directly.
-    if simd_hint.is_some() && !lhs.layout().is_contiguous() && rhs.layout().strides().contains(&0) {
+    //
+    // shufflenas patch: the same without broadcast, e.g. two gradients of
+    // which one is a transposed view (every conv weight gradient is one), so
+    // lhs is materialised whenever it is strided, and so is an unbroadcast
+    // strided rhs (block copies, see `copy_contiguous`): the SIMD paths below
+    // apply instead of two zipped scalar `StridedIter`s.
+    if simd_hint.is_some() && !lhs.layout().is_contiguous() {
         lhs = lhs.to_contiguous();
     }
-    // shufflenas patch: the same for operands without broadcast, e.g. two
-    // gradients of which one is a transposed view (every conv weight
-    // gradient is one): materialise the strided operand (a row copy, see
-    // `copy_contiguous`) so the SIMD paths below apply, instead of zipping
-    // two scalar `StridedIter`s.
     let rhs_owned;
     let mut rhs = rhs;
-    if simd_hint.is_some() && !rhs.layout().strides().contains(&0) {
-        if !lhs.layout().is_contiguous() {
-            lhs = lhs.to_contiguous();
-        }
-        if !rhs.layout().is_contiguous() {
-            rhs_owned = rhs.to_contiguous();
-            rhs = &rhs_owned;
-        }
+    if simd_hint.is_some() && !rhs.layout().is_contiguous() && !rhs.layout().strides().contains(&0) {
+        rhs_owned = rhs.to_contiguous();
+        rhs = &rhs_owned;
     }
 
     // In-place SIMD fast path: lhs unique contiguous at offset 0, rhs

@@ -10,8 +10,9 @@
 //! - pointwise input gradient: one GEMM `Wᵀ · g[n]` per batch item, items in parallel;
 //! - pointwise weight gradient: `Σₙ g[n] · x[n]ᵀ` with GEMM strides reading `x`
 //!   transposed in place, output row blocks in parallel;
-//! - depthwise input and weight gradients: direct loops over each plane, planes
-//!   (resp. channels) in parallel.
+//! - depthwise input and weight gradients: each plane laid out as [`Phases`], so
+//!   each kernel tap is one axpy (input) or dot product (weight) over the plane;
+//!   planes (resp. channels) in parallel.
 //!
 //! Every output element is summed in a fixed order that does not depend on the
 //! number of threads, so results are deterministic.
@@ -41,7 +42,6 @@ fn pointwise_dims(
         && options.padding == [0, 0]
         && options.dilation == [1, 1]
         && options.groups == 1;
-    let f32s = [x.dtype(), weight.dtype(), grad.dtype()].iter().all(|&d| d == DType::F32);
     let shapes = xs.num_dims() == 4
         && ws.num_dims() == 4
         && gs.num_dims() == 4
@@ -52,7 +52,12 @@ fn pointwise_dims(
         && gs[1] == ws[0]
         && gs[2] == xs[2]
         && gs[3] == xs[3];
-    (plain && f32s && shapes).then(|| [xs[0], xs[1], ws[0], xs[2] * xs[3]])
+    (plain && all_f32([x, weight, grad]) && shapes).then(|| [xs[0], xs[1], ws[0], xs[2] * xs[3]])
+}
+
+/// Whether every tensor is f32 (the only dtype these kernels handle).
+fn all_f32(tensors: [&FlexTensor; 3]) -> bool {
+    tensors.iter().all(|t| t.dtype() == DType::F32)
 }
 
 /// The geometry of a depthwise convolution.
@@ -76,17 +81,18 @@ impl Depthwise {
         if xs.num_dims() != 4 || ws.num_dims() != 4 || gs.num_dims() != 4 {
             return None;
         }
-        let f32s = [x.dtype(), weight.dtype(), grad.dtype()].iter().all(|&d| d == DType::F32);
         let channels = xs[1];
         let depthwise = options.groups == channels
             && channels > 1
             && ws[0] == channels
             && ws[1] == 1
+            && ws[2] >= 1
+            && ws[3] >= 1
             && gs[1] == channels
             && gs[0] == xs[0]
             && options.dilation == [1, 1]
             && options.stride.iter().all(|&s| s >= 1);
-        if !(f32s && depthwise) {
+        if !(all_f32([x, weight, grad]) && depthwise) {
             return None;
         }
         let geometry = Self {
