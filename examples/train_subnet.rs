@@ -137,6 +137,10 @@ fn run(args: Args) -> Result<(), String> {
                 eprintln!("warning: cannot write metrics.csv: {e}");
             }
         })?;
+        if args.train.ddp.node_rank != 0 {
+            println!("done after {} epochs; validation and checkpoints are on node 0", history.len());
+            return Ok(());
+        }
         return report(&history, &dir);
     }
     let fitted = match &teacher {
@@ -158,8 +162,7 @@ fn report(history: &[EpochMetrics], dir: &std::path::Path) -> Result<(), String>
             history.len(),
             dir.display()
         ),
-        // A DDP node other than node 0: rank 0 validates and writes the checkpoints.
-        _ => println!("done after {} epochs; validation and checkpoints are on node 0", history.len()),
+        _ => println!("done after {} epochs (no validation data); checkpoints in {}", history.len(), dir.display()),
     }
     Ok(())
 }
