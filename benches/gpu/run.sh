@@ -37,9 +37,9 @@ run() {
 }
 export PYTHONPATH=$BIN PYTHONUNBUFFERED=1
 T=170 run $BIN/latency --batch 256 --size 224 --iters 5
-T=30 run python3 benches/gpu/torch_gpu.py --batch 256 --size 224 --iters 20
+T=30 run python3 benches/torch_peer.py --batch 256 --size 224 --iters 20
 T=200 run $BIN/latency --batch 256 --size 224 --iters 3 --train-step
-T=30 run python3 benches/gpu/torch_gpu.py --batch 256 --size 224 --iters 10 --train-step
+T=30 run python3 benches/torch_peer.py --batch 256 --size 224 --iters 10 --train-step
 T=540 run $BIN/backend_parity --test-threads 1
 T=120 run $BIN/latency --batch 256 --size 224 --iters 5 --precision f16
-T=30 run python3 benches/gpu/torch_gpu.py --batch 256 --size 224 --iters 20 --amp f16
+T=30 run python3 benches/torch_peer.py --batch 256 --size 224 --iters 20 --amp f16
