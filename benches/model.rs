@@ -135,6 +135,12 @@ fn conv_backward(c: &mut Criterion) {
         ("depthwise_k7_s2/68x32x32", 68, 68, 32, 7, 2, 68),
         ("pointwise/68to68x16x16", 68, 68, 16, 1, 1, 1),
         ("pointwise/160to160x8x8", 160, 160, 8, 1, 1, 1),
+        // The fixed net's stages 2 and 3 in a 32×32 training step (first conv at stride 2).
+        ("depthwise_k3_s1/160x2x2", 160, 160, 2, 3, 1, 160),
+        ("depthwise_k7_s1/160x2x2", 160, 160, 2, 7, 1, 160),
+        ("depthwise_k5_s1/448x1x1", 448, 448, 1, 5, 1, 448),
+        ("pointwise/160to160x2x2", 160, 160, 2, 1, 1, 1),
+        ("pointwise/320to448x1x1", 320, 448, 1, 1, 1, 1),
     ];
     for (name, c_in, c_out, size, kernel, stride, groups) in cases {
         let x = Tensor::<Training, 4>::random([32, c_in, size, size], normal, &device).require_grad();

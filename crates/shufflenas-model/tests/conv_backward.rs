@@ -1,10 +1,12 @@
-//! The conv2d backward pass on the CPU backend against a naive reference.
+//! The conv2d forward and backward passes on the CPU backend against a naive reference.
 //!
 //! The workspace builds a patched burn-flex (vendor/burn-flex/PATCHED.md) with direct
 //! kernels for the pointwise and depthwise convolutions' input and weight gradients,
-//! and row copies for strided tensors. These tests check every such kernel, and the
-//! default path that other convolutions still take, against plain loops in f64, on
-//! odd channel counts and sizes, strides 1 and 2, kernels 1/3/5/7, and strided views.
+//! pointwise convolutions on small planes as one GEMM over the batch (forward and
+//! backward), and row copies for strided tensors. These tests check every such kernel,
+//! and the default path that other convolutions still take, against plain loops in
+//! f64, on odd channel counts and sizes (planes above and below the small-plane
+//! threshold of 16 pixels), strides 1 and 2, kernels 1/3/5/7, and strided views.
 
 use burn::backend::{Autodiff, Flex};
 use burn::prelude::*;
@@ -27,11 +29,19 @@ struct Case {
     groups: usize,
 }
 
-/// Plain f64 loops: the output gradient is `r`, so `dx` and `dw` are
-/// the gradients of `Σ conv(x, w) · r`.
-fn reference(case: Case, x: &[f32], w: &[f32], r: &[f32], out: [usize; 2]) -> (Vec<f64>, Vec<f64>) {
+/// The reference's results: the output `y = conv(x, w)` and, with the output gradient
+/// `r`, the gradients `dx` and `dw` of `Σ y · r`.
+struct Reference {
+    y: Vec<f64>,
+    dx: Vec<f64>,
+    dw: Vec<f64>,
+}
+
+/// Plain f64 loops.
+fn reference(case: Case, x: &[f32], w: &[f32], r: &[f32], out: [usize; 2]) -> Reference {
     let Case { batch, c_in, c_out, size: [h, wd], kernel: k, stride, padding, groups } = case;
     let (cig, cog) = (c_in / groups, c_out / groups);
+    let mut y = vec![0.0; r.len()];
     let mut dx = vec![0.0; x.len()];
     let mut dw = vec![0.0; w.len()];
     for n in 0..batch {
@@ -39,7 +49,8 @@ fn reference(case: Case, x: &[f32], w: &[f32], r: &[f32], out: [usize; 2]) -> (V
             let g = co / cog;
             for oh in 0..out[0] {
                 for ow in 0..out[1] {
-                    let gv = f64::from(r[((n * c_out + co) * out[0] + oh) * out[1] + ow]);
+                    let yi = ((n * c_out + co) * out[0] + oh) * out[1] + ow;
+                    let gv = f64::from(r[yi]);
                     for ci in 0..cig {
                         let cx = g * cig + ci;
                         for i in 0..k {
@@ -53,6 +64,7 @@ fn reference(case: Case, x: &[f32], w: &[f32], r: &[f32], out: [usize; 2]) -> (V
                                 }
                                 let xi = ((n * c_in + cx) * h + ih as usize) * wd + iw as usize;
                                 let wi = ((co * cig + ci) * k + i) * k + j;
+                                y[yi] += f64::from(w[wi]) * f64::from(x[xi]);
                                 dx[xi] += f64::from(w[wi]) * gv;
                                 dw[wi] += f64::from(x[xi]) * gv;
                             }
@@ -62,7 +74,7 @@ fn reference(case: Case, x: &[f32], w: &[f32], r: &[f32], out: [usize; 2]) -> (V
             }
         }
     }
-    (dx, dw)
+    Reference { y, dx, dw }
 }
 
 fn assert_close(name: &str, case: Case, ours: &[f32], reference: &[f64]) {
@@ -94,14 +106,15 @@ fn check(case: Case, strided_views: bool) {
     let y = conv2d(x.clone(), weight.clone(), None, options);
     let [_, _, out_h, out_w] = y.dims();
     let r = Tensor::<B, 4>::random(y.shape(), normal, &device);
-    let grads = (y * r.clone()).sum().backward();
+    let grads = (y.clone() * r.clone()).sum().backward();
     let values = |t: Tensor<Flex, 4>| t.into_data().to_vec::<f32>().unwrap();
     let dx = values(x.grad(&grads).unwrap());
     let dw = values(weight.grad(&grads).unwrap());
     let (x, weight, r) = (values(x.inner()), values(weight.inner()), values(r.inner()));
-    let (ref_dx, ref_dw) = reference(case, &x, &weight, &r, [out_h, out_w]);
-    assert_close("dx", case, &dx, &ref_dx);
-    assert_close("dw", case, &dw, &ref_dw);
+    let expected = reference(case, &x, &weight, &r, [out_h, out_w]);
+    assert_close("y", case, &values(y.inner()), &expected.y);
+    assert_close("dx", case, &dx, &expected.dx);
+    assert_close("dw", case, &dw, &expected.dw);
 }
 
 fn depthwise(batch: usize, channels: usize, size: [usize; 2], kernel: usize, stride: usize) -> Case {
@@ -133,10 +146,46 @@ fn depthwise_gradients_without_padding_match_the_reference() {
 fn pointwise_gradients_match_the_reference() {
     let cases = [(57, 44), (44, 51), (51, 57), (16, 40), (3, 1), (130, 20)];
     for (index, &(c_in, c_out)) in cases.iter().enumerate() {
-        for size in [[9, 11], [1, 1], [4, 4]] {
-            let case = Case { batch: 3, c_in, c_out, size, kernel: 1, stride: 1, padding: 0, groups: 1 };
-            check(case, index % 2 == 1);
+        // 99 and 16 pixels: one GEMM per batch item; 15, 6 and 1: one over the batch.
+        for size in [[9, 11], [4, 4], [3, 5], [2, 3], [1, 1]] {
+            for batch in [1, 3] {
+                let case = Case { batch, c_in, c_out, size, kernel: 1, stride: 1, padding: 0, groups: 1 };
+                check(case, (index + batch) % 2 == 1);
+            }
         }
+    }
+}
+
+#[test]
+fn pointwise_and_depthwise_forward_with_bias_match_the_reference() {
+    let device = Default::default();
+    let normal = Distribution::Normal(0.0, 1.0);
+    let pointwise =
+        |batch, c_in, c_out, size| Case { batch, c_in, c_out, size, kernel: 1, stride: 1, padding: 0, groups: 1 };
+    let cases = [
+        pointwise(3, 57, 44, [1, 1]),
+        pointwise(2, 20, 33, [2, 3]),
+        pointwise(2, 9, 17, [5, 4]),
+        depthwise(3, 44, [1, 1], 5, 1),
+        depthwise(2, 51, [4, 4], 7, 2),
+        depthwise(2, 8, [9, 11], 3, 1),
+    ];
+    for case in cases {
+        let Case { batch, c_in, c_out, size: [h, w], kernel, stride, padding, groups } = case;
+        let x = Tensor::<Flex, 4>::random([batch, c_in, h, w], normal, &device);
+        let weight = Tensor::<Flex, 4>::random([c_out, c_in / groups, kernel, kernel], normal, &device);
+        let bias = Tensor::<Flex, 1>::random([c_out], normal, &device);
+        let options = ConvOptions::new([stride; 2], [padding; 2], [1, 1], groups);
+        let y = conv2d(x.clone(), weight.clone(), Some(bias.clone()), options);
+        let [_, _, out_h, out_w] = y.dims();
+        let values = |t: Tensor<Flex, 4>| t.into_data().to_vec::<f32>().unwrap();
+        let (y, x, w) = (values(y), values(x), values(weight));
+        let b = bias.into_data().to_vec::<f32>().unwrap();
+        let plane = out_h * out_w;
+        let expected = reference(case, &x, &w, &vec![0.0; y.len()], [out_h, out_w]);
+        let with_bias: Vec<f64> =
+            expected.y.iter().enumerate().map(|(i, v)| v + f64::from(b[(i / plane) % c_out])).collect();
+        assert_close("y", case, &y, &with_bias);
     }
 }
 

@@ -7,12 +7,14 @@
 //! depthwise) and, for the weight gradient, `swap_dims` + `conv2d` (two
 //! strided copies of the activations; for depthwise, one `conv2d` and one
 //! `slice_assign` per channel). Here:
-//! - pointwise input gradient: one GEMM `Wᵀ · g[n]` per batch item, items in parallel;
+//! - pointwise input gradient: one GEMM `Wᵀ · g[n]` per batch item, items in parallel
+//!   (on small planes, one GEMM over the whole batch: see `conv_small_plane`);
 //! - pointwise weight gradient: `Σₙ g[n] · x[n]ᵀ` with GEMM strides reading `x`
 //!   transposed in place, output row blocks in parallel;
 //! - depthwise input and weight gradients: each plane laid out as [`Phases`], so
 //!   each kernel tap is one axpy (input) or dot product (weight) over the plane;
-//!   planes (resp. channels) in parallel.
+//!   planes (resp. channels) in parallel (on small planes, a list of the taps that
+//!   miss the padding: see `conv_small_plane`).
 //!
 //! Every output element is summed in a fixed order that does not depend on the
 //! number of threads, so results are deterministic.
@@ -27,58 +29,51 @@ use burn_std::{Bytes, Shape};
 
 use crate::{FlexTensor, Layout};
 
+use super::conv_small_plane::{self, TapList, pointwise_geometry, takes_batched_gemm};
+
 /// Output rows per task of the pointwise weight gradient.
 const WEIGHT_ROWS_PER_TASK: usize = 16;
 
-/// `x`'s, `weight`'s and `output_grad`'s dims when the convolution is pointwise.
+/// `[batch, c_in, c_out, plane]` when the convolution is pointwise, all f32, and
+/// `grad` has the output's shape.
 fn pointwise_dims(
     x: &FlexTensor,
     weight: &FlexTensor,
     grad: &FlexTensor,
     options: &ConvOptions<2>,
 ) -> Option<[usize; 4]> {
-    let (xs, ws, gs) = (x.layout().shape(), weight.layout().shape(), grad.layout().shape());
-    let plain = options.stride == [1, 1]
-        && options.padding == [0, 0]
-        && options.dilation == [1, 1]
-        && options.groups == 1;
-    let shapes = xs.num_dims() == 4
-        && ws.num_dims() == 4
-        && gs.num_dims() == 4
-        && ws[2] == 1
-        && ws[3] == 1
-        && ws[1] == xs[1]
-        && gs[0] == xs[0]
-        && gs[1] == ws[0]
-        && gs[2] == xs[2]
-        && gs[3] == xs[3];
-    (plain && all_f32([x, weight, grad]) && shapes).then(|| [xs[0], xs[1], ws[0], xs[2] * xs[3]])
+    let dims = pointwise_geometry(x, weight, options)?;
+    let (xs, gs) = (x.layout().shape(), grad.layout().shape());
+    let shapes = gs.num_dims() == 4 && gs[0] == xs[0] && gs[1] == dims[2] && gs[2] == xs[2] && gs[3] == xs[3];
+    (all_f32([x, weight, grad]) && shapes).then_some(dims)
 }
 
 /// Whether every tensor is f32 (the only dtype these kernels handle).
-fn all_f32(tensors: [&FlexTensor; 3]) -> bool {
+pub(crate) fn all_f32(tensors: [&FlexTensor; 3]) -> bool {
     tensors.iter().all(|t| t.dtype() == DType::F32)
 }
 
 /// The geometry of a depthwise convolution.
 #[derive(Clone, Copy)]
-struct Depthwise {
-    batch: usize,
-    channels: usize,
-    in_h: usize,
-    in_w: usize,
-    out_h: usize,
-    out_w: usize,
-    kernel_h: usize,
-    kernel_w: usize,
-    stride: [usize; 2],
-    padding: [usize; 2],
+pub(crate) struct Depthwise {
+    pub(crate) batch: usize,
+    pub(crate) channels: usize,
+    pub(crate) in_h: usize,
+    pub(crate) in_w: usize,
+    pub(crate) out_h: usize,
+    pub(crate) out_w: usize,
+    pub(crate) kernel_h: usize,
+    pub(crate) kernel_w: usize,
+    pub(crate) stride: [usize; 2],
+    pub(crate) padding: [usize; 2],
 }
 
 impl Depthwise {
-    fn of(x: &FlexTensor, weight: &FlexTensor, grad: &FlexTensor, options: &ConvOptions<2>) -> Option<Self> {
-        let (xs, ws, gs) = (x.layout().shape(), weight.layout().shape(), grad.layout().shape());
-        if xs.num_dims() != 4 || ws.num_dims() != 4 || gs.num_dims() != 4 {
+    /// The geometry of `x ⊛ weight` when it is an f32 depthwise conv2d (groups =
+    /// channels > 1, dilation 1).
+    pub(crate) fn of_forward(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> Option<Self> {
+        let (xs, ws) = (x.layout().shape(), weight.layout().shape());
+        if xs.num_dims() != 4 || ws.num_dims() != 4 {
             return None;
         }
         let channels = xs[1];
@@ -88,32 +83,35 @@ impl Depthwise {
             && ws[1] == 1
             && ws[2] >= 1
             && ws[3] >= 1
-            && gs[1] == channels
-            && gs[0] == xs[0]
             && options.dilation == [1, 1]
             && options.stride.iter().all(|&s| s >= 1);
-        if !(all_f32([x, weight, grad]) && depthwise) {
+        if !(all_f32([x, weight, weight]) && depthwise) {
             return None;
         }
-        let geometry = Self {
+        let out = |input: usize, kernel: usize, axis: usize| {
+            (input + 2 * options.padding[axis]).checked_sub(kernel).map(|span| span / options.stride[axis] + 1)
+        };
+        Some(Self {
             batch: xs[0],
             channels,
             in_h: xs[2],
             in_w: xs[3],
-            out_h: gs[2],
-            out_w: gs[3],
+            out_h: out(xs[2], ws[2], 0)?,
+            out_w: out(xs[3], ws[3], 1)?,
             kernel_h: ws[2],
             kernel_w: ws[3],
             stride: options.stride,
             padding: options.padding,
-        };
-        // The gradient's size must be the forward conv's output size.
-        let expected = |input: usize, kernel: usize, axis: usize| {
-            (input + 2 * geometry.padding[axis]).checked_sub(kernel).map(|span| span / geometry.stride[axis] + 1)
-        };
-        let sizes_match = expected(geometry.in_h, geometry.kernel_h, 0) == Some(geometry.out_h)
-            && expected(geometry.in_w, geometry.kernel_w, 1) == Some(geometry.out_w);
-        sizes_match.then_some(geometry)
+        })
+    }
+
+    /// [`Depthwise::of_forward`], when `grad` (f32) has the output's shape.
+    fn of(x: &FlexTensor, weight: &FlexTensor, grad: &FlexTensor, options: &ConvOptions<2>) -> Option<Self> {
+        let geometry = Self::of_forward(x, weight, options)?;
+        let gs = grad.layout().shape();
+        let matches = gs.num_dims() == 4
+            && [gs[0], gs[1], gs[2], gs[3]] == [geometry.batch, geometry.channels, geometry.out_h, geometry.out_w];
+        (grad.dtype() == DType::F32 && matches).then_some(geometry)
     }
 
     /// The layout of one plane's phase planes (see [`Phases`]).
@@ -132,7 +130,11 @@ pub(crate) fn conv2d_x_backward_f32(
     grad: &FlexTensor,
     options: &ConvOptions<2>,
 ) -> Option<FlexTensor> {
-    if let Some([batch, c_in, c_out, plane]) = pointwise_dims(x, weight, grad, options) {
+    if let Some(dims @ [batch, c_in, c_out, plane]) = pointwise_dims(x, weight, grad, options) {
+        let xs = x.layout().shape();
+        if takes_batched_gemm(batch, plane) {
+            return Some(conv_small_plane::x_backward(weight, grad, dims, [xs[2], xs[3]]));
+        }
         let (weight, grad) = (weight.to_contiguous(), grad.to_contiguous());
         let (w, g): (&[f32], &[f32]) = (weight.storage(), grad.storage());
         let mut dx = vec![0.0f32; batch * c_in * plane];
@@ -141,9 +143,12 @@ pub(crate) fn conv2d_x_backward_f32(
             // out[c_in, plane] = Wᵀ[c_in, c_out] · g_n[c_out, plane]
             gemm_f32(out, plane, w, c_in as isize, 1, g_n, 1, plane as isize, c_in, plane, c_out, false);
         });
-        return Some(tensor(dx, [batch, c_in, x.layout().shape()[2], x.layout().shape()[3]]));
+        return Some(tensor(dx, [batch, c_in, xs[2], xs[3]]));
     }
     let geometry = Depthwise::of(x, weight, grad, options)?;
+    if let Some(taps) = TapList::for_small_plane(&geometry) {
+        return Some(conv_small_plane::depthwise_x_backward(weight, grad, &taps));
+    }
     let (weight, grad) = (weight.to_contiguous(), grad.to_contiguous());
     let (w, g): (&[f32], &[f32]) = (weight.storage(), grad.storage());
     let Depthwise { channels, in_h, in_w, out_h, out_w, kernel_h, kernel_w, .. } = geometry;
@@ -175,7 +180,10 @@ pub(crate) fn conv2d_weight_backward_f32(
     grad: &FlexTensor,
     options: &ConvOptions<2>,
 ) -> Option<FlexTensor> {
-    if let Some([batch, c_in, c_out, plane]) = pointwise_dims(x, weight, grad, options) {
+    if let Some(dims @ [batch, c_in, c_out, plane]) = pointwise_dims(x, weight, grad, options) {
+        if takes_batched_gemm(batch, plane) {
+            return Some(conv_small_plane::weight_backward(x, grad, dims));
+        }
         let (x, grad) = (x.to_contiguous(), grad.to_contiguous());
         let (xd, g): (&[f32], &[f32]) = (x.storage(), grad.storage());
         let mut dw = vec![0.0f32; c_out * c_in];
@@ -192,6 +200,9 @@ pub(crate) fn conv2d_weight_backward_f32(
         return Some(tensor(dw, [c_out, c_in, 1, 1]));
     }
     let geometry = Depthwise::of(x, weight, grad, options)?;
+    if let Some(taps) = TapList::for_small_plane(&geometry) {
+        return Some(conv_small_plane::depthwise_weight_backward(x, grad, &taps));
+    }
     let (x, grad) = (x.to_contiguous(), grad.to_contiguous());
     let (xd, g): (&[f32], &[f32]) = (x.storage(), grad.storage());
     let Depthwise { channels, in_h, in_w, out_h, out_w, kernel_h, kernel_w, .. } = geometry;
@@ -296,7 +307,7 @@ fn dot(a: &[f32], b: &[f32]) -> f32 {
 /// `dst[m, n] (+)= lhs[m, k] · rhs[k, n]`, `dst` row-major with row stride
 /// `dst_rs`; `lhs` and `rhs` given by their column and row strides.
 #[allow(clippy::too_many_arguments)]
-fn gemm_f32(
+pub(crate) fn gemm_f32(
     dst: &mut [f32],
     dst_rs: usize,
     lhs: &[f32],
@@ -346,7 +357,7 @@ fn gemm_f32(
 }
 
 /// Runs `f(index, chunk)` over `chunk`-sized pieces of `out`, in parallel with rayon.
-fn for_each_chunk<F>(out: &mut [f32], chunk: usize, f: F)
+pub(crate) fn for_each_chunk<F>(out: &mut [f32], chunk: usize, f: F)
 where
     F: Fn(usize, &mut [f32]) + Send + Sync,
 {
@@ -375,6 +386,6 @@ where
     }
 }
 
-fn tensor(data: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
+pub(crate) fn tensor(data: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
     FlexTensor::new(Bytes::from_elems(data), Layout::contiguous(Shape::from(shape.to_vec())), DType::F32)
 }

@@ -99,6 +99,8 @@ mod conv_common;
 pub mod conv;
 // shufflenas patch: fast pointwise/depthwise conv2d backward.
 mod conv_backward;
+// shufflenas patch: pointwise and depthwise convs on small planes.
+mod conv_small_plane;
 pub mod conv_transpose;
 pub mod cumulative;
 pub mod deform_conv;

@@ -2,7 +2,7 @@
 //!
 //! These operations power neural network modules like convolutions and pooling.
 
-use crate::ops::{conv, conv_backward, conv_transpose, deform_conv, interpolate, pool};
+use crate::ops::{conv, conv_backward, conv_small_plane, conv_transpose, deform_conv, interpolate, pool};
 use crate::{Flex, FlexTensor, Layout};
 use burn_backend::{
     DType, Element, TensorMetadata,
@@ -65,7 +65,10 @@ impl ModuleOps<Flex> for Flex {
         options: ConvOptions<2>,
     ) -> FloatTensor<Flex> {
         match x.dtype() {
-            DType::F32 => conv::conv2d_f32(x, weight, bias, &options),
+            // shufflenas patch: pointwise and depthwise convs on small planes
+            // (see `conv_small_plane`).
+            DType::F32 => conv_small_plane::conv2d_f32(&x, &weight, bias.as_ref(), &options)
+                .unwrap_or_else(|| conv::conv2d_f32(x, weight, bias, &options)),
             DType::F64 => conv::conv2d_f64(x, weight, bias, &options),
             DType::F16 => conv::conv2d_f16(x, weight, bias, &options),
             DType::BF16 => conv::conv2d_bf16(x, weight, bias, &options),
