@@ -42,4 +42,27 @@ mod tests {
         let expected: Vec<f32> = (0..c).map(|new| ((new % 2) * c / 2 + new / 2) as f32).collect();
         assert_eq!(shuffled, expected);
     }
+
+    // The backward pass routes each output gradient back to its source channel (a
+    // `select_add` along the channel axis, with H×W planes and 1×1 planes alike).
+    #[test]
+    fn shuffle_gradient_is_the_inverse_permutation() {
+        let device = Default::default();
+        for [n, c, h, w] in [[2, 12, 3, 5], [3, 8, 1, 1]] {
+            let x = Tensor::<TestBackend, 4>::random([n, c, h, w], burn::tensor::Distribution::Default, &device)
+                .require_grad();
+            let r = Tensor::<TestBackend, 4>::random([n, c, h, w], burn::tensor::Distribution::Default, &device);
+            let (left, right) = channel_shuffle_split(x.clone());
+            let grads = (Tensor::cat(vec![left, right], 1) * r.clone()).sum().backward();
+            let grad: Vec<f32> = x.grad(&grads).unwrap().into_data().into_vec().unwrap();
+            let r: Vec<f32> = r.into_data().into_vec().unwrap();
+            let plane = h * w;
+            for (index, &g) in grad.iter().enumerate() {
+                let (item, old, at) = (index / (c * plane), (index / plane) % c, index % plane);
+                // Old channel g·C/2 + j became new channel 2j + g.
+                let new = 2 * (old % (c / 2)) + old / (c / 2);
+                assert_eq!(g, r[(item * c + new) * plane + at], "item {item}, channel {old}, position {at}");
+            }
+        }
+    }
 }

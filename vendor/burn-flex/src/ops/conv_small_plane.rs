@@ -55,10 +55,14 @@ pub(crate) fn takes_batched_gemm(batch: usize, plane: usize) -> bool {
 
 /// Swaps the two outer axes of a row-major `[a, b, inner]` array: `[b, a, inner]`.
 fn swap_outer(data: &[f32], a: usize, b: usize, inner: usize) -> Vec<f32> {
-    let mut out = vec![0.0f32; data.len()];
-    for i in 0..a {
-        for j in 0..b {
-            out[(j * a + i) * inner..][..inner].copy_from_slice(&data[(i * b + j) * inner..][..inner]);
+    let mut out = Vec::with_capacity(data.len());
+    for j in 0..b {
+        if inner == 1 {
+            out.extend((0..a).map(|i| data[i * b + j]));
+        } else {
+            for i in 0..a {
+                out.extend_from_slice(&data[(i * b + j) * inner..][..inner]);
+            }
         }
     }
     out

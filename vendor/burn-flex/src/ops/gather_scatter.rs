@@ -812,25 +812,21 @@ pub fn select_add<E: Element + Pod + Default + Copy + core::ops::AddAssign + Sen
         return FlexTensor::new(bytes, Layout::contiguous(tensor_shape), E::dtype());
     }
 
-    // General N-D case
-    let tensor_strides: Vec<usize> = compute_strides(&tensor_shape);
-    let value_strides: Vec<usize> = compute_strides(value_shape);
+    // General N-D case. shufflenas patch: the dims after `dim` form one contiguous
+    // run per (outer position, index), added as a block, instead of decoding every
+    // element's coordinates with divisions (a channel shuffle's backward on
+    // [N, C, H, W] spent most of its time there).
     let select_add_dim_size = tensor_shape[dim];
-
-    for (val_idx, &val) in value_data.iter().enumerate() {
-        let mut remaining = val_idx;
-        let mut dst_idx = 0;
-        for d in 0..ndims {
-            let coord = remaining / value_strides[d];
-            remaining %= value_strides[d];
-            if d == dim {
-                let index_val = checked_index(indices_data[coord], select_add_dim_size);
-                dst_idx += index_val * tensor_strides[d];
-            } else {
-                dst_idx += coord * tensor_strides[d];
+    let inner: usize = (dim + 1..ndims).map(|d| tensor_shape[d]).product();
+    let outer: usize = (0..dim).map(|d| tensor_shape[d]).product();
+    for o in 0..outer {
+        for (j, &idx) in indices_data.iter().enumerate() {
+            let dst = (o * select_add_dim_size + checked_index(idx, select_add_dim_size)) * inner;
+            let src = (o * num_indices + j) * inner;
+            for (r, &v) in result[dst..dst + inner].iter_mut().zip(&value_data[src..src + inner]) {
+                *r += v;
             }
         }
-        result[dst_idx] += val;
     }
 
     let bytes = Bytes::from_elems(result);
