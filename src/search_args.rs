@@ -3,7 +3,6 @@
 //! a progress bar per generation, the reports, and the supernet ranking check.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -281,11 +280,10 @@ pub fn run_search(
         SupernetEvaluator::new(supernet, &devices, &loaders.recalibration, args.recal_images, &loaders.search_valid)
             .map_err(|e| e.to_string())?;
     let config = args.genetic();
-    let start = Instant::now();
     let genetic = search
         .genetic(&config, &mut evaluator, &mut ProgressObserver::new("GA", config.iterations))
         .map_err(|e| e.to_string())?;
-    let genetic_seconds = start.elapsed().as_secs_f64();
+    let genetic_seconds = evaluation_seconds(&genetic);
     let (random, random_seconds) = if args.no_random_baseline {
         (None, 0.0)
     } else {
@@ -294,15 +292,22 @@ pub fn run_search(
         // Its own random stream: random search draws its own first generation too.
         let seed = args.search_seed ^ 0x5241_4e44;
         let random_config = RandomConfig { budget, per_generation, top_k: args.top_k, seed };
-        let start = Instant::now();
         let observer = &mut ProgressObserver::new("random", budget.div_ceil(per_generation));
         let result = search.random(&random_config, &mut evaluator, observer).map_err(|e| e.to_string())?;
-        (Some(result), start.elapsed().as_secs_f64())
+        let seconds = evaluation_seconds(&result);
+        (Some(result), seconds)
     };
     let mut results = vec![&genetic];
     results.extend(random.as_ref());
     let outputs = write_outputs(dir, &space, &results, notes).map_err(|e| e.to_string())?;
     Ok(SearchRun { genetic, random, outputs, genetic_seconds, random_seconds })
+}
+
+/// Wall seconds a search spent evaluating: the sum of its generations' times, which a
+/// resumed search keeps from its state file (so a rerun reports the original cost, not
+/// the time to reload it).
+fn evaluation_seconds(result: &SearchResult) -> f64 {
+    result.generations.iter().map(|g| g.seconds).sum()
 }
 
 /// One genome of the ranking check.
