@@ -31,7 +31,7 @@ pub enum SpaceArg {
     /// The seed's space: the small-input preset (stem stride 1) for 32-pixel data,
     /// the OneShot-S+ space otherwise.
     Seed,
-    /// The seed's topology at a quarter of its widths (16–128 channels): fast on a CPU.
+    /// The seed's topology at a fifth to a quarter of its widths (16–128 channels): fast on a CPU.
     Tiny,
 }
 
