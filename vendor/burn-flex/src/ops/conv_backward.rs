@@ -45,11 +45,11 @@ fn pointwise_dims(
     let dims = pointwise_geometry(x, weight, options)?;
     let (xs, gs) = (x.layout().shape(), grad.layout().shape());
     let shapes = gs.num_dims() == 4 && gs[0] == xs[0] && gs[1] == dims[2] && gs[2] == xs[2] && gs[3] == xs[3];
-    (all_f32([x, weight, grad]) && shapes).then_some(dims)
+    (all_f32(&[x, weight, grad]) && shapes).then_some(dims)
 }
 
 /// Whether every tensor is f32 (the only dtype these kernels handle).
-pub(crate) fn all_f32(tensors: [&FlexTensor; 3]) -> bool {
+pub(crate) fn all_f32(tensors: &[&FlexTensor]) -> bool {
     tensors.iter().all(|t| t.dtype() == DType::F32)
 }
 
@@ -85,7 +85,7 @@ impl Depthwise {
             && ws[3] >= 1
             && options.dilation == [1, 1]
             && options.stride.iter().all(|&s| s >= 1);
-        if !(all_f32([x, weight, weight]) && depthwise) {
+        if !(all_f32(&[x, weight]) && depthwise) {
             return None;
         }
         let out = |input: usize, kernel: usize, axis: usize| {

@@ -89,7 +89,7 @@ pub(crate) fn conv2d_f32(
         return Some(depthwise_forward(x, weight, bias, &taps));
     }
     let [batch, c_in, c_out, plane] = pointwise_geometry(x, weight, options)?;
-    if !(all_f32([x, weight, x]) && takes_batched_gemm(batch, plane)) {
+    if !(all_f32(&[x, weight]) && takes_batched_gemm(batch, plane)) {
         return None;
     }
     let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
@@ -219,6 +219,20 @@ impl TapList {
     }
 }
 
+/// Runs `f(plane, channel, values)` over the `plane_len`-sized planes of an
+/// `[N, C, ·]` buffer `out`, [`PLANES_PER_TASK`] planes per parallel task.
+fn for_each_plane<F>(out: &mut [f32], plane_len: usize, channels: usize, f: F)
+where
+    F: Fn(usize, usize, &mut [f32]) + Send + Sync,
+{
+    for_each_chunk(out, PLANES_PER_TASK * plane_len, |block, planes| {
+        for (k, values) in planes.chunks_exact_mut(plane_len).enumerate() {
+            let plane = block * PLANES_PER_TASK + k;
+            f(plane, plane % channels, values);
+        }
+    });
+}
+
 /// Depthwise forward through the tap list: `[N, C, H, W]` → `[N, C, H', W']`.
 fn depthwise_forward(x: &FlexTensor, weight: &FlexTensor, bias: Option<&[f32]>, taps: &TapList) -> FlexTensor {
     let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
@@ -226,17 +240,13 @@ fn depthwise_forward(x: &FlexTensor, weight: &FlexTensor, bias: Option<&[f32]>, 
     let Depthwise { batch, channels, out_h, out_w, .. } = taps.geometry;
     let (in_plane, out_plane, kk) = taps.plane_sizes();
     let mut y = vec![0.0f32; batch * channels * out_plane];
-    for_each_chunk(&mut y, PLANES_PER_TASK * out_plane, |block, out| {
-        for (k, y_plane) in out.chunks_exact_mut(out_plane).enumerate() {
-            let plane = block * PLANES_PER_TASK + k;
-            let c = plane % channels;
-            let (x_plane, w_c) = (&xd[plane * in_plane..][..in_plane], &w[c * kk..][..kk]);
-            for &[i, o, t] in &taps.entries {
-                y_plane[o] += w_c[t] * x_plane[i];
-            }
-            if let Some(b) = bias {
-                y_plane.iter_mut().for_each(|v| *v += b[c]);
-            }
+    for_each_plane(&mut y, out_plane, channels, |plane, c, y_plane| {
+        let (x_plane, w_c) = (&xd[plane * in_plane..][..in_plane], &w[c * kk..][..kk]);
+        for &[i, o, t] in &taps.entries {
+            y_plane[o] += w_c[t] * x_plane[i];
+        }
+        if let Some(b) = bias {
+            y_plane.iter_mut().for_each(|v| *v += b[c]);
         }
     });
     tensor(y, [batch, channels, out_h, out_w])
@@ -249,14 +259,10 @@ pub(crate) fn depthwise_x_backward(weight: &FlexTensor, grad: &FlexTensor, taps:
     let Depthwise { batch, channels, in_h, in_w, .. } = taps.geometry;
     let (in_plane, out_plane, kk) = taps.plane_sizes();
     let mut dx = vec![0.0f32; batch * channels * in_plane];
-    for_each_chunk(&mut dx, PLANES_PER_TASK * in_plane, |block, out| {
-        for (k, dx_plane) in out.chunks_exact_mut(in_plane).enumerate() {
-            let plane = block * PLANES_PER_TASK + k;
-            let c = plane % channels;
-            let (g_plane, w_c) = (&g[plane * out_plane..][..out_plane], &w[c * kk..][..kk]);
-            for &[i, o, t] in &taps.entries {
-                dx_plane[i] += w_c[t] * g_plane[o];
-            }
+    for_each_plane(&mut dx, in_plane, channels, |plane, c, dx_plane| {
+        let (g_plane, w_c) = (&g[plane * out_plane..][..out_plane], &w[c * kk..][..kk]);
+        for &[i, o, t] in &taps.entries {
+            dx_plane[i] += w_c[t] * g_plane[o];
         }
     });
     tensor(dx, [batch, channels, in_h, in_w])
