@@ -1,6 +1,7 @@
 //! shufflenas patch: direct f32 backward kernels for the two convolutions that
 //! dominate mobile CNN training, pointwise (1×1, stride 1, no padding, groups 1)
-//! and depthwise (groups == C_in == C_out, dilation 1).
+//! and depthwise (groups == C_in == C_out, dilation 1), and the depthwise forward
+//! ([`depthwise_forward`], on the same [`Phases`] layout).
 //!
 //! Burn's default backward goes through `conv_transpose2d` (single-threaded,
 //! one GEMM of depth 1 plus a scalar col2im per batch item and channel, for
@@ -53,6 +54,9 @@ pub(crate) fn all_f32(tensors: &[&FlexTensor]) -> bool {
     tensors.iter().all(|t| t.dtype() == DType::F32)
 }
 
+/// The largest stride these depthwise kernels take (larger ones take flex's own).
+const MAX_STRIDE: usize = 8;
+
 /// The geometry of a depthwise convolution.
 #[derive(Clone, Copy)]
 pub(crate) struct Depthwise {
@@ -84,7 +88,7 @@ impl Depthwise {
             && ws[2] >= 1
             && ws[3] >= 1
             && options.dilation == [1, 1]
-            && options.stride.iter().all(|&s| s >= 1);
+            && options.stride.iter().all(|&s| (1..=MAX_STRIDE).contains(&s));
         if !(all_f32(&[x, weight]) && depthwise) {
             return None;
         }
@@ -226,6 +230,105 @@ pub(crate) fn conv2d_weight_backward_f32(
     Some(tensor(dw, [channels, 1, kernel_h, kernel_w]))
 }
 
+/// Forward depthwise conv2d (f32, dilation 1) on planes of any size (on planes under
+/// `conv_small_plane::SMALL_PLANE` pixels the tap list is faster; the caller picks).
+/// Each plane is laid out as [`Phases`], and each output element stays in a register
+/// while all the kernel's taps are added to it, in tap order (so the result does not
+/// depend on the thread count). Flex's own kernel adds one tap to one output row at a
+/// time, and walks stride-2 inputs element by element.
+///
+/// `[N, C, H, W] ⊛ weight [C, 1, kh, kw] (+ bias [C])` → `[N, C, H', W']`.
+pub(crate) fn depthwise_forward(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: Option<&[f32]>,
+    geometry: &Depthwise,
+) -> FlexTensor {
+    let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
+    let (xd, w): (&[f32], &[f32]) = (x.storage(), weight.storage());
+    let Depthwise { batch, channels, in_h, in_w, out_h, out_w, kernel_h, kernel_w, .. } = *geometry;
+    let phases = geometry.phases();
+    let offsets: Vec<usize> =
+        (0..kernel_h).flat_map(|i| (0..kernel_w).map(move |j| (i, j))).map(|(i, j)| phases.tap_offset(i, j)).collect();
+    let taps = kernel_h * kernel_w;
+    let mut y = vec![0.0f32; batch * channels * out_h * out_w];
+    // Whole SIMD vectors only: the pitched output is rounded up to `VECTOR_PAD`
+    // elements (the rest is discarded) and the phases get as many zeros of slack.
+    let pitched_len = (out_h * phases.pitch).next_multiple_of(VECTOR_PAD);
+    let scratch = || (vec![0.0f32; pitched_len], vec![0.0f32; phases.len() + VECTOR_PAD]);
+    for_each_chunk_with(&mut y, out_h * out_w, scratch, |(y_pitched, x_phases), plane, y_plane| {
+        let c = plane % channels;
+        phases.gather(&xd[plane * in_h * in_w..(plane + 1) * in_h * in_w], x_phases);
+        y_pitched.fill(bias.map_or(0.0, |b| b[c]));
+        accumulate_taps(y_pitched, x_phases, &offsets, &w[c * taps..(c + 1) * taps]);
+        for (row, dst) in y_pitched.chunks_exact(phases.pitch).zip(y_plane.chunks_exact_mut(out_w)) {
+            dst.copy_from_slice(&row[..out_w]);
+        }
+    });
+    tensor(y, [batch, channels, out_h, out_w])
+}
+
+/// A multiple of every SIMD width in f32 lanes (16 with AVX-512).
+const VECTOR_PAD: usize = 16;
+
+/// `dst[t] += Σₖ weights[k] · source[t + offsets[k]]` for every `t`, the taps added
+/// in order.
+fn accumulate_taps(dst: &mut [f32], source: &[f32], offsets: &[usize], weights: &[f32]) {
+    assert!(
+        offsets.len() == weights.len() && offsets.iter().all(|&o| o + dst.len() <= source.len()),
+        "depthwise forward: tap out of bounds"
+    );
+    #[cfg(feature = "simd")]
+    accumulate_taps_simd(dst, source, offsets, weights);
+    #[cfg(not(feature = "simd"))]
+    accumulate_taps_scalar(dst, source, offsets, weights, 0);
+}
+
+/// [`accumulate_taps`] from position `start` on, one element at a time.
+fn accumulate_taps_scalar(dst: &mut [f32], source: &[f32], offsets: &[usize], weights: &[f32], start: usize) {
+    for (t, out) in dst.iter_mut().enumerate().skip(start) {
+        *out = offsets.iter().zip(weights).fold(*out, |sum, (&o, &w)| sum + w * source[o + t]);
+    }
+}
+
+/// [`accumulate_taps`] with `UNROLL` SIMD registers of outputs held across all taps.
+#[cfg(feature = "simd")]
+#[macerator::with_simd]
+fn accumulate_taps_simd<S: macerator::Simd>(dst: &mut [f32], source: &[f32], offsets: &[usize], weights: &[f32]) {
+    use macerator::{Scalar, vload_unaligned, vstore_unaligned};
+    const UNROLL: usize = 4;
+    let lanes = <f32 as Scalar>::lanes::<S>();
+    let mut t = 0;
+    // SAFETY (all loads and stores below): `t + UNROLL · lanes ≤ dst.len()` (resp.
+    // `t + lanes`), and every offset `o` has `o + dst.len() ≤ source.len()` (checked
+    // by the caller).
+    while t + UNROLL * lanes <= dst.len() {
+        let mut acc: [_; UNROLL] =
+            core::array::from_fn(|u| unsafe { vload_unaligned::<S, f32>(dst.as_ptr().add(t + u * lanes)) });
+        for (&o, &w) in offsets.iter().zip(weights) {
+            let weight = w.splat::<S>();
+            for (u, a) in acc.iter_mut().enumerate() {
+                let x = unsafe { vload_unaligned::<S, f32>(source.as_ptr().add(o + t + u * lanes)) };
+                *a = x.mul_add(weight, *a);
+            }
+        }
+        for (u, a) in acc.into_iter().enumerate() {
+            unsafe { vstore_unaligned::<S, f32>(dst.as_mut_ptr().add(t + u * lanes), a) };
+        }
+        t += UNROLL * lanes;
+    }
+    while t + lanes <= dst.len() {
+        let mut acc = unsafe { vload_unaligned::<S, f32>(dst.as_ptr().add(t)) };
+        for (&o, &w) in offsets.iter().zip(weights) {
+            let x = unsafe { vload_unaligned::<S, f32>(source.as_ptr().add(o + t)) };
+            acc = x.mul_add(w.splat::<S>(), acc);
+        }
+        unsafe { vstore_unaligned::<S, f32>(dst.as_mut_ptr().add(t), acc) };
+        t += lanes;
+    }
+    accumulate_taps_scalar(dst, source, offsets, weights, t);
+}
+
 /// One depthwise plane laid out for long contiguous inner loops: the zero-padded
 /// input split into `stride_h · stride_w` phase planes (phase `(a, b)` holds the
 /// padded input's rows `a, a + s, …` and columns `b, b + s, …`), each `rows ×
@@ -261,33 +364,60 @@ impl Phases {
         }
     }
 
-    /// Calls `visit(input index, phase index)` for every input position held by a phase plane.
-    fn for_each_position(&self, mut visit: impl FnMut(usize, usize)) {
+    /// Calls `visit(input start, phase start, count)` for every run of input positions
+    /// held by one phase row: `count` elements, `stride_w` apart in the input row and
+    /// consecutive in the phase row. No divisions per row or element: the phase rows
+    /// are short (often 4 to 32 values).
+    fn for_each_run(&self, mut visit: impl FnMut(usize, usize, usize)) {
         let Depthwise { in_h, in_w, stride: [sh, sw], padding: [ph, pw], .. } = self.geometry;
+        // Per column phase `b`: the first input column `first` with `(first + pw) % sw
+        // == b`, its phase column `v`, and the run's length (the same for every row).
+        let mut column_runs = [(0usize, 0usize, 0usize, 0usize); MAX_STRIDE];
+        let mut runs = 0;
+        for b in 0..sw.min(MAX_STRIDE) {
+            let first = (b + sw - pw % sw) % sw;
+            let v = (first + pw) / sw;
+            if first < in_w && v < self.pitch {
+                column_runs[runs] = (b, first, v, (in_w - first).div_ceil(sw).min(self.pitch - v));
+                runs += 1;
+            }
+        }
+        let (mut u, mut a) = (ph / sh, ph % sh);
         for r in 0..in_h {
-            let (u, a) = ((r + ph) / sh, (r + ph) % sh);
             if u >= self.rows {
                 break;
             }
-            for col in 0..in_w {
-                let (v, b) = ((col + pw) / sw, (col + pw) % sw);
-                if v >= self.pitch {
-                    break;
-                }
-                visit(r * in_w + col, ((a * sw + b) * self.rows + u) * self.pitch + v);
+            for &(b, first, v, count) in &column_runs[..runs] {
+                visit(r * in_w + first, ((a * sw + b) * self.rows + u) * self.pitch + v, count);
+            }
+            a += 1;
+            if a == sh {
+                (u, a) = (u + 1, 0);
             }
         }
     }
 
     /// Fills the phase planes from an `in_h × in_w` input plane (padding stays 0).
     fn gather(&self, plane: &[f32], phases: &mut [f32]) {
-        self.for_each_position(|input, phase| phases[phase] = plane[input]);
+        let sw = self.geometry.stride[1];
+        self.for_each_run(|input, phase, count| {
+            let target = &mut phases[phase..phase + count];
+            if sw == 1 {
+                target.copy_from_slice(&plane[input..input + count]);
+            } else {
+                target.iter_mut().zip(plane[input..].iter().step_by(sw)).for_each(|(p, &v)| *p = v);
+            }
+        });
     }
 
     /// Writes the phase planes' values back to an `in_h × in_w` plane (positions no
     /// phase holds are read by no output and keep their 0).
     fn scatter(&self, phases: &[f32], plane: &mut [f32]) {
-        self.for_each_position(|input, phase| plane[input] = phases[phase]);
+        let sw = self.geometry.stride[1];
+        self.for_each_run(|input, phase, count| {
+            let target = plane[input..].iter_mut().step_by(sw);
+            target.zip(&phases[phase..phase + count]).for_each(|(p, &v)| *p = v);
+        });
     }
 }
 

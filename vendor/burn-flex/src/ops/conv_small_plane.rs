@@ -26,7 +26,7 @@ use burn_backend::ops::ConvOptions;
 
 use crate::FlexTensor;
 
-use super::conv_backward::{Depthwise, all_f32, for_each_chunk, gemm_f32, tensor};
+use super::conv_backward::{self, Depthwise, all_f32, for_each_chunk, gemm_f32, tensor};
 
 /// Planes of fewer pixels than this take these kernels (pointwise: per batch item
 /// and with a batch above 1; depthwise: output planes).
@@ -68,8 +68,10 @@ fn swap_outer(data: &[f32], a: usize, b: usize, inner: usize) -> Vec<f32> {
     out
 }
 
-/// Forward pointwise or depthwise conv2d on a small plane, or `None` when it does
-/// not apply (other convs, dtypes, or planes large enough for flex's own kernels).
+/// Forward f32 depthwise conv2d (on a small plane with the tap list, else with
+/// `conv_backward::depthwise_forward`) or pointwise conv2d on a small plane, or
+/// `None` when neither applies (other convs and dtypes, or pointwise planes large
+/// enough for flex's own GEMM per batch item).
 ///
 /// `[N, C_in, H, W] ⊛ weight (+ bias [C_out])` → `[N, C_out, H', W']`.
 pub(crate) fn conv2d_f32(
@@ -85,8 +87,11 @@ pub(crate) fn conv2d_f32(
     }
     let bias = bias.map(|b| b.to_contiguous());
     let bias: Option<&[f32]> = bias.as_ref().map(|b| b.storage());
-    if let Some(taps) = Depthwise::of_forward(x, weight, options).and_then(|g| TapList::for_small_plane(&g)) {
-        return Some(depthwise_forward(x, weight, bias, &taps));
+    if let Some(geometry) = Depthwise::of_forward(x, weight, options) {
+        return Some(match TapList::for_small_plane(&geometry) {
+            Some(taps) => depthwise_forward(x, weight, bias, &taps),
+            None => conv_backward::depthwise_forward(x, weight, bias, &geometry),
+        });
     }
     let [batch, c_in, c_out, plane] = pointwise_geometry(x, weight, options)?;
     if !(all_f32(&[x, weight]) && takes_batched_gemm(batch, plane)) {
