@@ -156,21 +156,33 @@ pub(crate) fn conv2d_x_backward_f32(
     let (weight, grad) = (weight.to_contiguous(), grad.to_contiguous());
     let (w, g): (&[f32], &[f32]) = (weight.storage(), grad.storage());
     let Depthwise { channels, in_h, in_w, out_h, out_w, kernel_h, kernel_w, .. } = geometry;
+    let taps = kernel_h * kernel_w;
     let phases = geometry.phases();
+    let phase_len = phases.rows * phases.pitch;
+    // Each phase plane of the input gradient gathers from the pitched output gradient:
+    // `d[q] = Σ w(i, j) · g[q − shift(i, j)]` over the taps of that phase. The
+    // gradient is stored after `front` zeros, so every read is at `q + front − shift`.
+    let front = phases.shift(kernel_h - 1, kernel_w - 1);
+    let per_phase = phases.taps_per_phase(front);
+    // Whole SIMD vectors: each phase's result is rounded up to `VECTOR_PAD` values;
+    // the excess spills into the next phase's start, which is cleared before it is
+    // computed (phases run in order), or into the slack after the last phase.
+    let rounded = phase_len.next_multiple_of(VECTOR_PAD);
     let mut dx = vec![0.0f32; geometry.batch * channels * in_h * in_w];
-    let scratch = || (vec![0.0f32; out_h * phases.pitch], vec![0.0f32; phases.len()]);
-    for_each_chunk_with(&mut dx, in_h * in_w, scratch, |(g_pitched, d_phases), plane, dx_plane| {
+    let scratch = || {
+        let g_shifted = vec![0.0f32; front + rounded];
+        (g_shifted, vec![0.0f32; phases.len() + VECTOR_PAD], Vec::with_capacity(taps))
+    };
+    for_each_chunk_with(&mut dx, in_h * in_w, scratch, |(g_shifted, d_phases, weights), plane, dx_plane| {
         let c = plane % channels;
-        phases.pitch_rows(&g[plane * out_h * out_w..(plane + 1) * out_h * out_w], g_pitched);
-        d_phases.fill(0.0);
-        for i in 0..kernel_h {
-            for j in 0..kernel_w {
-                let tap = w[(c * kernel_h + i) * kernel_w + j];
-                let target = &mut d_phases[phases.tap_offset(i, j)..][..g_pitched.len()];
-                for (d, &gv) in target.iter_mut().zip(g_pitched.iter()) {
-                    *d += tap * gv;
-                }
-            }
+        let g_plane = &g[plane * out_h * out_w..(plane + 1) * out_h * out_w];
+        phases.pitch_rows(g_plane, &mut g_shifted[front..front + out_h * phases.pitch]);
+        for (p, (offsets, tap_ids)) in per_phase.iter().enumerate() {
+            let d_phase = &mut d_phases[p * phase_len..][..rounded];
+            d_phase.fill(0.0);
+            weights.clear();
+            weights.extend(tap_ids.iter().map(|&k| w[c * taps + k]));
+            accumulate_taps(d_phase, g_shifted, offsets, weights);
         }
         phases.scatter(d_phases, dx_plane);
     });
@@ -211,20 +223,19 @@ pub(crate) fn conv2d_weight_backward_f32(
     let (xd, g): (&[f32], &[f32]) = (x.storage(), grad.storage());
     let Depthwise { channels, in_h, in_w, out_h, out_w, kernel_h, kernel_w, .. } = geometry;
     let phases = geometry.phases();
+    let offsets = phases.tap_offsets();
     let mut dw = vec![0.0f32; channels * kernel_h * kernel_w];
     for_each_chunk(&mut dw, kernel_h * kernel_w, |c, taps| {
-        let mut g_pitched = vec![0.0f32; out_h * phases.pitch];
-        let mut x_phases = vec![0.0f32; phases.len()];
+        // Whole SIMD vectors: the pitched gradient is padded with zeros to a multiple
+        // of `VECTOR_PAD`, and the phases get as many zeros of slack.
+        let mut g_pitched = vec![0.0f32; (out_h * phases.pitch).next_multiple_of(VECTOR_PAD)];
+        let mut x_phases = vec![0.0f32; phases.len() + VECTOR_PAD];
         for n in 0..geometry.batch {
             let plane = n * channels + c;
-            phases.pitch_rows(&g[plane * out_h * out_w..(plane + 1) * out_h * out_w], &mut g_pitched);
+            let g_plane = &g[plane * out_h * out_w..(plane + 1) * out_h * out_w];
+            phases.pitch_rows(g_plane, &mut g_pitched[..out_h * phases.pitch]);
             phases.gather(&xd[plane * in_h * in_w..(plane + 1) * in_h * in_w], &mut x_phases);
-            for i in 0..kernel_h {
-                for j in 0..kernel_w {
-                    let source = &x_phases[phases.tap_offset(i, j)..][..g_pitched.len()];
-                    taps[i * kernel_w + j] += dot(&g_pitched, source);
-                }
-            }
+            dot_taps(taps, &g_pitched, &x_phases, &offsets);
         }
     });
     Some(tensor(dw, [channels, 1, kernel_h, kernel_w]))
@@ -248,8 +259,7 @@ pub(crate) fn depthwise_forward(
     let (xd, w): (&[f32], &[f32]) = (x.storage(), weight.storage());
     let Depthwise { batch, channels, in_h, in_w, out_h, out_w, kernel_h, kernel_w, .. } = *geometry;
     let phases = geometry.phases();
-    let offsets: Vec<usize> =
-        (0..kernel_h).flat_map(|i| (0..kernel_w).map(move |j| (i, j))).map(|(i, j)| phases.tap_offset(i, j)).collect();
+    let offsets = phases.tap_offsets();
     let taps = kernel_h * kernel_w;
     let mut y = vec![0.0f32; batch * channels * out_h * out_w];
     // Whole SIMD vectors only: the pitched output is rounded up to `VECTOR_PAD`
@@ -353,7 +363,34 @@ impl Phases {
     fn tap_offset(&self, i: usize, j: usize) -> usize {
         let [sh, sw] = self.geometry.stride;
         let phase = (i % sh) * sw + j % sw;
-        phase * self.rows * self.pitch + (i / sh) * self.pitch + j / sw
+        phase * self.rows * self.pitch + self.shift(i, j)
+    }
+
+    /// [`Phases::tap_offset`] of every tap, in order `(0, 0), (0, 1), …`.
+    fn tap_offsets(&self) -> Vec<usize> {
+        let Depthwise { kernel_h, kernel_w, .. } = self.geometry;
+        (0..kernel_h).flat_map(|i| (0..kernel_w).map(move |j| self.tap_offset(i, j))).collect()
+    }
+
+    /// Where tap `(i, j)` of output 0 lies within its own phase plane.
+    fn shift(&self, i: usize, j: usize) -> usize {
+        let [sh, sw] = self.geometry.stride;
+        (i / sh) * self.pitch + j / sw
+    }
+
+    /// For each phase plane (in order): the read offsets `front − shift(i, j)` and the
+    /// tap indices `i · kernel_w + j` of the taps `(i, j)` that land in it, in tap order.
+    fn taps_per_phase(&self, front: usize) -> Vec<(Vec<usize>, Vec<usize>)> {
+        let Depthwise { kernel_h, kernel_w, stride: [sh, sw], .. } = self.geometry;
+        let mut per_phase = vec![(Vec::new(), Vec::new()); sh * sw];
+        for i in 0..kernel_h {
+            for j in 0..kernel_w {
+                let (offsets, tap_ids) = &mut per_phase[(i % sh) * sw + j % sw];
+                offsets.push(front - self.shift(i, j));
+                tap_ids.push(i * kernel_w + j);
+            }
+        }
+        per_phase
     }
 
     /// Copies an `out_h × out_w` plane into rows of `pitch` (the tail of each row stays 0).
@@ -421,17 +458,51 @@ impl Phases {
     }
 }
 
-/// A dot product in 8 independent lanes (vectorisable; fixed summation order).
-fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let mut lanes = [0.0f32; 8];
-    let (a_chunks, b_chunks) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tail: f32 = a_chunks.remainder().iter().zip(b_chunks.remainder()).map(|(x, y)| x * y).sum();
-    for (ca, cb) in a_chunks.zip(b_chunks) {
-        for k in 0..8 {
-            lanes[k] += ca[k] * cb[k];
-        }
+/// `sums[k] += Σₜ g[t] · source[t + offsets[k]]` for every tap `k`, with `g.len()` a
+/// multiple of `VECTOR_PAD` (each sum in a fixed order: lanes, then across lanes).
+fn dot_taps(sums: &mut [f32], g: &[f32], source: &[f32], offsets: &[usize]) {
+    assert!(
+        g.len() % VECTOR_PAD == 0
+            && offsets.len() == sums.len()
+            && offsets.iter().all(|&o| o + g.len() <= source.len()),
+        "depthwise weight gradient: tap out of bounds"
+    );
+    #[cfg(feature = "simd")]
+    dot_taps_simd(sums, g, source, offsets);
+    #[cfg(not(feature = "simd"))]
+    for (sum, &o) in sums.iter_mut().zip(offsets) {
+        *sum += g.iter().zip(&source[o..]).map(|(a, b)| a * b).sum::<f32>();
     }
-    lanes.iter().sum::<f32>() + tail
+}
+
+/// [`dot_taps`] with two SIMD accumulators per tap.
+#[cfg(feature = "simd")]
+#[macerator::with_simd]
+fn dot_taps_simd<S: macerator::Simd>(sums: &mut [f32], g: &[f32], source: &[f32], offsets: &[usize]) {
+    use macerator::{Scalar, vload_unaligned};
+    let lanes = <f32 as Scalar>::lanes::<S>();
+    for (sum, &o) in sums.iter_mut().zip(offsets) {
+        let mut acc = [0.0f32.splat::<S>(); 2];
+        let mut t = 0;
+        // SAFETY: `t + 2 · lanes ≤ g.len()` (resp. `t + lanes`) and `o + g.len() ≤
+        // source.len()` (checked by the caller).
+        while t + 2 * lanes <= g.len() {
+            for (u, a) in acc.iter_mut().enumerate() {
+                let gv = unsafe { vload_unaligned::<S, f32>(g.as_ptr().add(t + u * lanes)) };
+                let xv = unsafe { vload_unaligned::<S, f32>(source.as_ptr().add(o + t + u * lanes)) };
+                *a = gv.mul_add(xv, *a);
+            }
+            t += 2 * lanes;
+        }
+        while t + lanes <= g.len() {
+            let gv = unsafe { vload_unaligned::<S, f32>(g.as_ptr().add(t)) };
+            let xv = unsafe { vload_unaligned::<S, f32>(source.as_ptr().add(o + t)) };
+            acc[0] = gv.mul_add(xv, acc[0]);
+            t += lanes;
+        }
+        let tail: f32 = g[t..].iter().zip(&source[o + t..]).map(|(a, b)| a * b).sum();
+        *sum += (acc[0] + acc[1]).reduce_add() + tail;
+    }
 }
 
 /// `dst[m, n] (+)= lhs[m, k] · rhs[k, n]`, `dst` row-major with row stride
