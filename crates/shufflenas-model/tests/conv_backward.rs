@@ -142,6 +142,16 @@ fn depthwise_gradients_without_padding_match_the_reference() {
     }
 }
 
+/// Kernels smaller than the stride leave some phase planes without a tap, and strides
+/// above 2 split the plane into more phases; large planes take several SIMD blocks.
+#[test]
+fn depthwise_gradients_with_odd_kernels_and_strides_match_the_reference() {
+    check(Case { padding: 0, ..depthwise(2, 6, [9, 10], 1, 2) }, false);
+    check(Case { padding: 0, ..depthwise(2, 7, [12, 11], 2, 2) }, true);
+    check(Case { padding: 1, ..depthwise(2, 5, [13, 14], 4, 3) }, false);
+    check(depthwise(2, 3, [40, 37], 5, 1), true);
+}
+
 #[test]
 fn pointwise_gradients_match_the_reference() {
     let cases = [(57, 44), (44, 51), (51, 57), (16, 40), (3, 1), (130, 20)];
