@@ -39,7 +39,8 @@ run() {
 }
 export PYTHONPATH=$BIN PYTHONUNBUFFERED=1
 # Issue 7's two measurements first (inference and supernet training at batch 256, each
-# next to PyTorch eager), then the fixed-net step, the parity tests and half precision.
+# next to PyTorch eager), then inference with BN folded, the fixed-net step, the parity
+# tests and half precision.
 # One short pass first fills the kernel caches; the timed run after it reuses them.
 # The supernet draws a seeded path per step, so the untimed run with the same
 # arguments compiles exactly the shapes the timed run meets.
@@ -49,6 +50,7 @@ T=30 run python3 benches/torch_peer.py --batch 256 --size 224 --iters 20
 T=200 run $BIN/latency --batch 256 --size 224 --iters 3 --train-step --supernet
 T=120 run $BIN/latency --batch 256 --size 224 --iters 3 --train-step --supernet
 T=40 run python3 benches/torch_peer.py --batch 256 --size 224 --iters 10 --train-step --supernet
+T=90 run $BIN/latency --batch 256 --size 224 --iters 5 --fuse-bn
 T=150 run $BIN/latency --batch 256 --size 224 --iters 3 --train-step
 T=30 run python3 benches/torch_peer.py --batch 256 --size 224 --iters 10 --train-step
 T=540 run $BIN/backend_parity --test-threads 1
