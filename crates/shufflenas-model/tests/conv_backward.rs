@@ -6,7 +6,8 @@
 //! backward), and row copies for strided tensors. These tests check every such kernel,
 //! and the default path that other convolutions still take, against plain loops in
 //! f64, on odd channel counts and sizes (planes above and below the small-plane
-//! threshold of 16 pixels), strides 1 and 2, kernels 1/3/5/7, and strided views.
+//! threshold of 16 pixels), strides 1 to 4 (and 9, above the direct kernels' limit),
+//! kernels 1 to 7, padding up to and beyond the kernel, and strided views.
 
 use burn::backend::{Autodiff, Flex};
 use burn::prelude::*;
@@ -150,6 +151,29 @@ fn depthwise_gradients_with_odd_kernels_and_strides_match_the_reference() {
     check(Case { padding: 0, ..depthwise(2, 7, [12, 11], 2, 2) }, true);
     check(Case { padding: 1, ..depthwise(2, 5, [13, 14], 4, 3) }, false);
     check(depthwise(2, 3, [40, 37], 5, 1), true);
+    // Input narrower than the stride; padding beyond the kernel.
+    check(Case { padding: 0, ..depthwise(1, 3, [64, 2], 1, 4) }, false);
+    check(Case { padding: 3, ..depthwise(2, 4, [9, 8], 2, 1) }, true);
+    // A stride above MAX_STRIDE takes flex's own kernels.
+    check(Case { padding: 1, ..depthwise(1, 3, [40, 40], 3, 9) }, false);
+}
+
+/// With stride 2 and an odd height, the input's last row is read by no output: even
+/// when it holds inf, it must not reach the weight gradient (as 0 · inf = NaN would).
+#[test]
+fn inputs_that_no_output_reads_stay_out_of_the_weight_gradient() {
+    let device = Default::default();
+    let (channels, h, w) = (2, 11, 9);
+    let mut values: Vec<f32> = (0..channels * h * w).map(|i| (i % 7) as f32 - 3.0).collect();
+    for channel in 0..channels {
+        values[(channel * h + h - 1) * w..(channel * h + h) * w].fill(f32::INFINITY);
+    }
+    let x = Tensor::<B, 4>::from_data(TensorData::new(values, [1, channels, h, w]), &device).require_grad();
+    let weight = Tensor::<B, 4>::ones([channels, 1, 2, 2], &device).require_grad();
+    let y = conv2d(x, weight.clone(), None, ConvOptions::new([2, 2], [0, 0], [1, 1], channels));
+    let grads = y.sum().backward();
+    let dw = weight.grad(&grads).unwrap().into_data().to_vec::<f32>().unwrap();
+    assert!(dw.iter().all(|v| v.is_finite()), "weight gradient {dw:?}");
 }
 
 #[test]

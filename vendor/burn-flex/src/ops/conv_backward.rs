@@ -13,9 +13,10 @@
 //! - pointwise weight gradient: `Σₙ g[n] · x[n]ᵀ` with GEMM strides reading `x`
 //!   transposed in place, output row blocks in parallel;
 //! - depthwise input and weight gradients: each plane laid out as [`Phases`], so
-//!   each kernel tap is one axpy (input) or dot product (weight) over the plane;
-//!   planes (resp. channels) in parallel (on small planes, a list of the taps that
-//!   miss the padding: see `conv_small_plane`).
+//!   each kernel tap is a constant offset: the input gradient gathers all taps into
+//!   SIMD registers per phase plane, the weight gradient takes one dot product per
+//!   tap over the plane; planes (resp. channels) in parallel (on small planes, a list
+//!   of the taps that miss the padding: see `conv_small_plane`).
 //!
 //! Every output element is summed in a fixed order that does not depend on the
 //! number of threads, so results are deterministic.
@@ -226,14 +227,14 @@ pub(crate) fn conv2d_weight_backward_f32(
     let offsets = phases.tap_offsets();
     let mut dw = vec![0.0f32; channels * kernel_h * kernel_w];
     for_each_chunk(&mut dw, kernel_h * kernel_w, |c, taps| {
-        // Whole SIMD vectors: the pitched gradient is padded with zeros to a multiple
-        // of `VECTOR_PAD`, and the phases get as many zeros of slack.
-        let mut g_pitched = vec![0.0f32; (out_h * phases.pitch).next_multiple_of(VECTOR_PAD)];
-        let mut x_phases = vec![0.0f32; phases.len() + VECTOR_PAD];
+        // Exactly the outputs' positions (no padding to whole vectors): past them the
+        // phases may hold inputs that no output reads, and 0 · inf would be NaN.
+        let mut g_pitched = vec![0.0f32; out_h * phases.pitch];
+        let mut x_phases = vec![0.0f32; phases.len()];
         for n in 0..geometry.batch {
             let plane = n * channels + c;
             let g_plane = &g[plane * out_h * out_w..(plane + 1) * out_h * out_w];
-            phases.pitch_rows(g_plane, &mut g_pitched[..out_h * phases.pitch]);
+            phases.pitch_rows(g_plane, &mut g_pitched);
             phases.gather(&xd[plane * in_h * in_w..(plane + 1) * in_h * in_w], &mut x_phases);
             dot_taps(taps, &g_pitched, &x_phases, &offsets);
         }
@@ -286,7 +287,7 @@ const VECTOR_PAD: usize = 16;
 fn accumulate_taps(dst: &mut [f32], source: &[f32], offsets: &[usize], weights: &[f32]) {
     assert!(
         offsets.len() == weights.len() && offsets.iter().all(|&o| o + dst.len() <= source.len()),
-        "depthwise forward: tap out of bounds"
+        "depthwise conv: tap out of bounds"
     );
     #[cfg(feature = "simd")]
     accumulate_taps_simd(dst, source, offsets, weights);
@@ -409,6 +410,7 @@ impl Phases {
         let Depthwise { in_h, in_w, stride: [sh, sw], padding: [ph, pw], .. } = self.geometry;
         // Per column phase `b`: the first input column `first` with `(first + pw) % sw
         // == b`, its phase column `v`, and the run's length (the same for every row).
+        debug_assert!(sw <= MAX_STRIDE, "stride above MAX_STRIDE (rejected by `Depthwise::of_forward`)");
         let mut column_runs = [(0usize, 0usize, 0usize, 0usize); MAX_STRIDE];
         let mut runs = 0;
         for b in 0..sw.min(MAX_STRIDE) {
@@ -458,13 +460,11 @@ impl Phases {
     }
 }
 
-/// `sums[k] += Σₜ g[t] · source[t + offsets[k]]` for every tap `k`, with `g.len()` a
-/// multiple of `VECTOR_PAD` (each sum in a fixed order: lanes, then across lanes).
+/// `sums[k] += Σₜ g[t] · source[t + offsets[k]]` for every tap `k` (each sum in a
+/// fixed order: SIMD lanes, then across lanes, then the tail).
 fn dot_taps(sums: &mut [f32], g: &[f32], source: &[f32], offsets: &[usize]) {
     assert!(
-        g.len() % VECTOR_PAD == 0
-            && offsets.len() == sums.len()
-            && offsets.iter().all(|&o| o + g.len() <= source.len()),
+        offsets.len() == sums.len() && offsets.iter().all(|&o| o + g.len() <= source.len()),
         "depthwise weight gradient: tap out of bounds"
     );
     #[cfg(feature = "simd")]
