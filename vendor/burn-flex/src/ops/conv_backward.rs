@@ -159,7 +159,7 @@ pub(crate) fn conv2d_x_backward_f32(
     let Depthwise { channels, in_h, in_w, out_h, out_w, kernel_h, kernel_w, .. } = geometry;
     let taps = kernel_h * kernel_w;
     let phases = geometry.phases();
-    let phase_len = phases.rows * phases.pitch;
+    let phase_len = phases.plane_len();
     // Each phase plane of the input gradient gathers from the pitched output gradient:
     // `d[q] = Σ w(i, j) · g[q − shift(i, j)]` over the taps of that phase. The
     // gradient is stored after `front` zeros, so every read is at `q + front − shift`.
@@ -355,16 +355,21 @@ struct Phases {
 }
 
 impl Phases {
+    /// Length of one phase plane, `rows × pitch`.
+    fn plane_len(&self) -> usize {
+        self.rows * self.pitch
+    }
+
     /// Length of all phase planes together.
     fn len(&self) -> usize {
-        self.geometry.stride[0] * self.geometry.stride[1] * self.rows * self.pitch
+        self.geometry.stride[0] * self.geometry.stride[1] * self.plane_len()
     }
 
     /// Where tap `(i, j)` of output 0 lies in the concatenated phase planes.
     fn tap_offset(&self, i: usize, j: usize) -> usize {
         let [sh, sw] = self.geometry.stride;
         let phase = (i % sh) * sw + j % sw;
-        phase * self.rows * self.pitch + self.shift(i, j)
+        phase * self.plane_len() + self.shift(i, j)
     }
 
     /// [`Phases::tap_offset`] of every tap, in order `(0, 0), (0, 1), …`.
@@ -413,7 +418,7 @@ impl Phases {
         debug_assert!(sw <= MAX_STRIDE, "stride above MAX_STRIDE (rejected by `Depthwise::of_forward`)");
         let mut column_runs = [(0usize, 0usize, 0usize, 0usize); MAX_STRIDE];
         let mut runs = 0;
-        for b in 0..sw.min(MAX_STRIDE) {
+        for b in 0..sw {
             let first = (b + sw - pw % sw) % sw;
             let v = (first + pw) / sw;
             if first < in_w && v < self.pitch {
