@@ -20,6 +20,8 @@ use std::sync::{Arc, Mutex};
 
 use burn::module::{Param, RunningState};
 use burn::prelude::*;
+#[cfg(feature = "fused-batch-norm")]
+use burn::tensor::TensorPrimitive;
 use burn::tensor::{DType, FloatDType};
 
 /// Config of [`SlicedBatchNorm`].
@@ -158,32 +160,55 @@ impl<B: Backend> SlicedBatchNorm<B> {
         self.normalize(x, mean, var)
     }
 
-    fn batch_stats(x: &Tensor<B, 4>) -> (Tensor<B, 1>, Tensor<B, 1>) {
+    /// Normalises with the batch statistics of the input's channels, and returns them:
+    /// `(output, mean, biased variance)`, the statistics `[C]` in float32 for
+    /// half-precision input.
+    ///
+    /// With the `fused-batch-norm` feature, one backend op (`ModuleOps::batch_norm_train`
+    /// of the patched burn-backend, fused on the patched flex), so autodiff records one
+    /// node; without it, composed from Burn's tensor ops (the same arithmetic).
+    #[cfg(feature = "fused-batch-norm")]
+    fn normalize_with_batch_stats(&self, x: Tensor<B, 4>) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
+        let c = x.dims()[1];
+        let primitive = |t: Tensor<B, 1>| t.into_primitive().tensor();
+        let out = B::batch_norm_train(
+            x.into_primitive().tensor(),
+            primitive(first(self.gamma.val(), c)),
+            primitive(first(self.beta.val(), c)),
+            self.epsilon,
+        );
+        let float = |t| Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(t));
+        (Tensor::from_primitive(TensorPrimitive::Float(out.output)), float(out.mean), float(out.var))
+    }
+
+    #[cfg(not(feature = "fused-batch-norm"))]
+    fn normalize_with_batch_stats(&self, x: Tensor<B, 4>) -> (Tensor<B, 4>, Tensor<B, 1>, Tensor<B, 1>) {
         let [n, c, h, w] = x.dims();
         let flat = in_stats_precision(x.clone().swap_dims(0, 1).reshape([c, n * h * w]));
         let (var, mean) = flat.var_mean_bias(1);
-        (mean.reshape([c]), var.reshape([c]))
+        let (mean, var) = (mean.reshape([c]), var.reshape([c]));
+        (self.normalize(x, mean.clone(), var.clone()), mean, var)
     }
 
     fn forward_train(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let c = x.dims()[1];
-        let (mean, var) = Self::batch_stats(&x);
+        let (y, mean, var) = self.normalize_with_batch_stats(x);
         let m = self.momentum;
-        for (state, batch) in [(&self.running_mean, &mean), (&self.running_var, &var)] {
+        for (state, batch) in [(&self.running_mean, mean), (&self.running_var, var)] {
             let full = in_stats_precision(state.value_sync());
             let old = first(full.clone(), c);
-            let new = old.mul_scalar(1.0 - m).add(batch.clone().detach().mul_scalar(m));
+            let new = old.mul_scalar(1.0 - m).add(batch.detach().mul_scalar(m));
             let updated = if full.dims()[0] == c { new } else { full.slice_assign([0..c], new) };
             state.update(updated.detach());
         }
-        self.normalize(x, mean, var)
+        y
     }
 
     fn forward_recalibrate(&self, x: Tensor<B, 4>) -> Tensor<B, 4> {
         let [n, c, h, w] = x.dims();
-        let (mean, var) = Self::batch_stats(&x);
-        let means = mean.clone().into_data().convert::<f64>().into_vec::<f64>().unwrap_or_default();
-        let vars = var.clone().into_data().convert::<f64>().into_vec::<f64>().unwrap_or_default();
+        let (y, mean, var) = self.normalize_with_batch_stats(x);
+        let means = mean.into_data().convert::<f64>().into_vec::<f64>().unwrap_or_default();
+        let vars = var.into_data().convert::<f64>().into_vec::<f64>().unwrap_or_default();
         if let Ok(mut slot) = self.recalibration.lock()
             && let Some(acc) = slot.as_mut()
         {
@@ -192,7 +217,7 @@ impl<B: Backend> SlicedBatchNorm<B> {
                 acc.add(ch, count, means[ch], vars[ch]);
             }
         }
-        self.normalize(x, mean, var)
+        y
     }
 
     fn normalize(&self, x: Tensor<B, 4>, mean: Tensor<B, 1>, var: Tensor<B, 1>) -> Tensor<B, 4> {

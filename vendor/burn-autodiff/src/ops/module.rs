@@ -8,6 +8,7 @@ use crate::tensor::AutodiffTensor;
 
 use burn_backend::Backend;
 use burn_backend::ops::attention::attention_fallback;
+use burn_backend::ops::batch_norm::BatchNormTrainOutput;
 use burn_backend::ops::*;
 use burn_backend::tensor::{FloatTensor, IntTensor};
 
@@ -1663,6 +1664,71 @@ impl<B: Backend, C: CheckpointStrategy> ModuleOps<Autodiff<B, C>> for Autodiff<B
                 dilation,
                 ceil_mode,
             )),
+        }
+    }
+
+    // shufflenas patch: batch norm as one node (see burn-backend's `batch_norm`).
+    fn batch_norm_train(
+        x: AutodiffTensor<B>,
+        gamma: AutodiffTensor<B>,
+        beta: AutodiffTensor<B>,
+        epsilon: f64,
+    ) -> BatchNormTrainOutput<Self> {
+        #[derive(Debug)]
+        struct BatchNormTrain;
+
+        impl<B: Backend> Backward<B, 3> for BatchNormTrain {
+            type State = (
+                NodeId,
+                NodeId,
+                B::FloatTensorPrimitive,
+                B::FloatTensorPrimitive,
+                f64,
+            );
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 3>,
+                grads: &mut Gradients,
+                checkpointer: &mut Checkpointer,
+            ) {
+                let [node_x, node_gamma, node_beta] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                let (x_state, gamma_state, mean, var, epsilon) = ops.state;
+                let x = checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(x_state);
+                let gamma =
+                    checkpointer.retrieve_node_output::<B::FloatTensorPrimitive>(gamma_state);
+                let backward = B::batch_norm_train_backward(x, gamma, mean, var, epsilon, grad);
+                if let Some(node) = node_x {
+                    grads.register::<B>(node.id, backward.x_grad);
+                }
+                if let Some(node) = node_gamma {
+                    grads.register::<B>(node.id, backward.gamma_grad);
+                }
+                if let Some(node) = node_beta {
+                    grads.register::<B>(node.id, backward.beta_grad);
+                }
+            }
+        }
+
+        match BatchNormTrain
+            .prepare::<C>([x.node.clone(), gamma.node.clone(), beta.node.clone()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let gamma_state = prep.checkpoint(&gamma);
+                let out = B::batch_norm_train(x.primitive, gamma.primitive, beta.primitive, epsilon);
+                let state = (x_state, gamma_state, out.mean.clone(), out.var.clone(), epsilon);
+                let output = prep.finish(state, out.output);
+                BatchNormTrainOutput::new(output, AutodiffTensor::new(out.mean), AutodiffTensor::new(out.var))
+            }
+            OpsKind::UnTracked(prep) => {
+                let out = B::batch_norm_train(x.primitive, gamma.primitive, beta.primitive, epsilon);
+                let output = prep.finish(out.output);
+                BatchNormTrainOutput::new(output, AutodiffTensor::new(out.mean), AutodiffTensor::new(out.var))
+            }
         }
     }
 

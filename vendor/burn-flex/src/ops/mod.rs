@@ -91,6 +91,8 @@ pub(crate) fn float_storage_as_f32(tensor: &FlexTensor) -> Cow<'_, [f32]> {
 pub mod activation;
 pub mod attention;
 pub mod binary;
+// shufflenas patch: fused training batch norm.
+mod batch_norm;
 mod bool;
 pub mod cat;
 pub mod comparison;

@@ -2,7 +2,7 @@
 //!
 //! These operations power neural network modules like convolutions and pooling.
 
-use crate::ops::{conv, conv_backward, conv_small_plane, conv_transpose, deform_conv, interpolate, pool};
+use crate::ops::{batch_norm, conv, conv_backward, conv_small_plane, conv_transpose, deform_conv, interpolate, pool};
 use crate::{Flex, FlexTensor, Layout};
 use burn_backend::{
     DType, Element, TensorMetadata,
@@ -13,6 +13,7 @@ use burn_backend::{
     },
     tensor::{BoolTensor, FloatTensor, IntTensor},
 };
+use burn_backend::ops::batch_norm::{BatchNormTrainBackward, BatchNormTrainOutput};
 use burn_std::{Bytes, Shape};
 use bytemuck::Pod;
 
@@ -806,6 +807,40 @@ impl ModuleOps<Flex> for Flex {
             output,
             Shape::from(alloc::vec![batch_size, seq_length, d_model]),
         )
+    }
+
+    // shufflenas patch: fused training batch norm (f32; other dtypes compose it).
+    fn batch_norm_train(
+        x: FloatTensor<Flex>,
+        gamma: FloatTensor<Flex>,
+        beta: FloatTensor<Flex>,
+        epsilon: f64,
+    ) -> BatchNormTrainOutput<Flex> {
+        match batch_norm::batch_norm_train_f32(&x, &gamma, &beta, epsilon) {
+            Some((output, mean, var)) => BatchNormTrainOutput::new(output, mean, var),
+            None => burn_backend::ops::batch_norm::batch_norm_train_default::<Flex>(x, gamma, beta, epsilon),
+        }
+    }
+
+    fn batch_norm_train_backward(
+        x: FloatTensor<Flex>,
+        gamma: FloatTensor<Flex>,
+        mean: FloatTensor<Flex>,
+        var: FloatTensor<Flex>,
+        epsilon: f64,
+        output_grad: FloatTensor<Flex>,
+    ) -> BatchNormTrainBackward<Flex> {
+        match batch_norm::batch_norm_train_backward_f32(&x, &gamma, &mean, &var, epsilon, &output_grad) {
+            Some((x_grad, gamma_grad, beta_grad)) => BatchNormTrainBackward::new(x_grad, gamma_grad, beta_grad),
+            None => burn_backend::ops::batch_norm::batch_norm_train_backward_default::<Flex>(
+                x,
+                gamma,
+                mean,
+                var,
+                epsilon,
+                output_grad,
+            ),
+        }
     }
 
     fn layer_norm(

@@ -1,0 +1,137 @@
+//! shufflenas patch: batch normalisation with batch statistics as one module op, so a
+//! backend can run it as a fused kernel (forward: one pass for the statistics, one for
+//! the output; backward: one for the two reductions, one for the input gradient) and
+//! autodiff can record it as one node instead of about ten.
+//!
+//! The defaults here compose it from float ops. With half-precision input the
+//! statistics and the affine terms are computed in float32, as cuDNN and PyTorch do.
+
+use burn_std::{FloatDType, Shape};
+
+use crate::tensor::FloatTensor;
+use crate::{Backend, TensorMetadata};
+
+/// Results of [batch_norm_train](super::ModuleOps::batch_norm_train).
+#[derive(new)]
+pub struct BatchNormTrainOutput<B: Backend> {
+    /// The normalised tensor, the input's shape and float type.
+    pub output: FloatTensor<B>,
+    /// Per-channel batch mean, `[C]`, float32 for half-precision input.
+    pub mean: FloatTensor<B>,
+    /// Per-channel biased batch variance, `[C]`, as `mean`.
+    pub var: FloatTensor<B>,
+}
+
+/// Gradients of [batch_norm_train](super::ModuleOps::batch_norm_train).
+#[derive(new)]
+pub struct BatchNormTrainBackward<B: Backend> {
+    /// Gradient of the input, its shape and float type.
+    pub x_grad: FloatTensor<B>,
+    /// Gradient of the scale, `[C]`, the scale's float type.
+    pub gamma_grad: FloatTensor<B>,
+    /// Gradient of the shift, `[C]`, the shift's float type.
+    pub beta_grad: FloatTensor<B>,
+}
+
+/// The float type statistics are kept in: float32 for half-precision tensors.
+fn stats_dtype(dtype: burn_std::DType) -> Option<FloatDType> {
+    match dtype {
+        burn_std::DType::F16 | burn_std::DType::BF16 => Some(FloatDType::F32),
+        _ => None,
+    }
+}
+
+fn cast_to<B: Backend>(t: FloatTensor<B>, dtype: Option<FloatDType>) -> FloatTensor<B> {
+    match dtype {
+        Some(d) if FloatDType::from(t.dtype()) != d => B::float_cast(t, d),
+        _ => t,
+    }
+}
+
+/// `[N, C, ...]` → `[C, N·…]` (a transposed copy) in the statistics' float type.
+fn channel_rows<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
+    let shape = x.shape();
+    let channels = shape[1];
+    let per_channel = shape.num_elements() / channels.max(1);
+    let rows = B::float_reshape(B::float_swap_dims(x.clone(), 0, 1), Shape::new([channels, per_channel]));
+    cast_to::<B>(rows, stats_dtype(x.dtype()))
+}
+
+/// `[C]` → `[1, C, 1, …]` for broadcasting over an input of `rank` dims.
+fn per_channel<B: Backend>(t: FloatTensor<B>, rank: usize) -> FloatTensor<B> {
+    let mut dims = alloc::vec![1; rank];
+    dims[1] = t.shape()[0];
+    B::float_reshape(t, Shape::from(dims))
+}
+
+/// `1 / √(var + ε)`, `[C]`.
+fn inverse_std<B: Backend>(var: FloatTensor<B>, epsilon: f64) -> FloatTensor<B> {
+    B::float_recip(B::float_sqrt(B::float_add_scalar(var, epsilon.into())))
+}
+
+/// Default [batch_norm_train](super::ModuleOps::batch_norm_train): composed from float ops.
+pub fn batch_norm_train_default<B: Backend>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    beta: FloatTensor<B>,
+    epsilon: f64,
+) -> BatchNormTrainOutput<B> {
+    let (rank, dtype) = (x.shape().num_dims(), x.dtype());
+    let channels = x.shape()[1];
+    let rows = channel_rows::<B>(x.clone());
+    let mean = B::float_mean_dim(rows.clone(), 1);
+    let centered = B::float_sub(rows, mean.clone());
+    let var = B::float_mean_dim(B::float_mul(centered.clone(), centered), 1);
+    let (mean, var) = (B::float_reshape(mean, Shape::new([channels])), B::float_reshape(var, Shape::new([channels])));
+    let stats = stats_dtype(dtype);
+    let scale = B::float_mul(cast_to::<B>(gamma, stats), inverse_std::<B>(var.clone(), epsilon));
+    let shift = B::float_sub(cast_to::<B>(beta, stats), B::float_mul(mean.clone(), scale.clone()));
+    let back = stats.map(|_| FloatDType::from(dtype));
+    let output = B::float_add(
+        B::float_mul(x, per_channel::<B>(cast_to::<B>(scale, back), rank)),
+        per_channel::<B>(cast_to::<B>(shift, back), rank),
+    );
+    BatchNormTrainOutput::new(output, mean, var)
+}
+
+/// Default [batch_norm_train_backward](super::ModuleOps::batch_norm_train_backward):
+/// with `x̂ = (x − mean)·s`, `s = 1/√(var + ε)` and `M` values per channel,
+/// `dβ = Σ dy`, `dγ = Σ dy·x̂`, `dx = γ·s·(dy − dβ/M − x̂·dγ/M)`.
+pub fn batch_norm_train_backward_default<B: Backend>(
+    x: FloatTensor<B>,
+    gamma: FloatTensor<B>,
+    mean: FloatTensor<B>,
+    var: FloatTensor<B>,
+    epsilon: f64,
+    output_grad: FloatTensor<B>,
+) -> BatchNormTrainBackward<B> {
+    let (rank, dtype, gamma_dtype) = (x.shape().num_dims(), x.dtype(), gamma.dtype());
+    let channels = x.shape()[1];
+    let count = (x.shape().num_elements() / channels.max(1)) as f64;
+    let stats = stats_dtype(dtype);
+    let inv_std = inverse_std::<B>(var, epsilon);
+    let column = |t: FloatTensor<B>| B::float_reshape(t, Shape::new([channels, 1]));
+    let x_hat = B::float_mul(B::float_sub(channel_rows::<B>(x), column(mean)), column(inv_std.clone()));
+    let dy = channel_rows::<B>(output_grad.clone());
+    let flat = |t: FloatTensor<B>| B::float_reshape(t, Shape::new([channels]));
+    let beta_grad = flat(B::float_sum_dim(dy.clone(), 1));
+    let gamma_grad = flat(B::float_sum_dim(B::float_mul(dy, x_hat.clone()), 1));
+    // dx = a·dy + b·x̂ with a = γ·s and b = −a·dγ/M, plus c = −a·dβ/M.
+    let a = B::float_mul(cast_to::<B>(gamma, stats), inv_std);
+    let b = B::float_mul_scalar(B::float_mul(a.clone(), gamma_grad.clone()), (-1.0 / count).into());
+    let c = B::float_mul_scalar(B::float_mul(a.clone(), beta_grad.clone()), (-1.0 / count).into());
+    let back = stats.map(|_| FloatDType::from(dtype));
+    // x̂ as `[C, N, …]` → `[N, C, …]`.
+    let mut channels_first = output_grad.shape();
+    channels_first.as_mut_slice().swap(0, 1);
+    let x_hat = cast_to::<B>(B::float_swap_dims(B::float_reshape(x_hat, channels_first), 0, 1), back);
+    let x_grad = B::float_add(
+        B::float_add(
+            B::float_mul(output_grad, per_channel::<B>(cast_to::<B>(a, back), rank)),
+            B::float_mul(x_hat, per_channel::<B>(cast_to::<B>(b, back), rank)),
+        ),
+        per_channel::<B>(cast_to::<B>(c, back), rank),
+    );
+    let gamma_back = Some(FloatDType::from(gamma_dtype));
+    BatchNormTrainBackward::new(x_grad, cast_to::<B>(gamma_grad, gamma_back), cast_to::<B>(beta_grad, gamma_back))
+}
