@@ -3,7 +3,8 @@
 //!     cargo bench --bench model
 //!
 //! Channel shuffle, each block kind at its stage size, SE, sliced vs unsliced conv,
-//! the conv backward kernels (depthwise 3/5/7 at strides 1 and 2, pointwise),
+//! the conv backward kernels (depthwise 3/5/7 at strides 1 and 2, pointwise), the
+//! training batch norm (forward + backward),
 //! OneShot-S+ at batch 1 and 32, and a supernet training step at 32×32.
 
 use burn::module::AutodiffModule;
@@ -17,8 +18,8 @@ use burn::tensor::ops::ConvOptions;
 use criterion::{Criterion, criterion_group, criterion_main};
 use shufflenas::backend::{self, Device, Inference, Training};
 use shufflenas::model::nn::{
-    ChoiceBlockConfig, ShuffleNasNetConfig, SlicedConv2dConfig, SqueezeExcitationConfig, SupernetConfig,
-    channel_shuffle_split,
+    ChoiceBlockConfig, ShuffleNasNetConfig, SlicedBatchNormConfig, SlicedConv2dConfig, SqueezeExcitationConfig,
+    SupernetConfig, channel_shuffle_split,
 };
 use shufflenas::model::{Architecture, BlockChoice, SearchSpace};
 
@@ -157,5 +158,27 @@ fn conv_backward(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, kernels, conv_backward, blocks, networks);
+/// Training batch norm, forward and backward (the output's weighted sum as the loss), at
+/// the small-input preset's stage sizes; `benches/torch_conv_backward.py` has the same
+/// cases for PyTorch.
+fn batch_norm(c: &mut Criterion) {
+    let device = backend::device().expect("backend device");
+    let mut group = c.benchmark_group("batch_norm_train_batch32");
+    group.sample_size(10);
+    for (channels, size) in [(16, 32), (68, 32), (68, 16), (160, 8), (320, 4)] {
+        let layer = SlicedBatchNormConfig::new(channels).init::<Training>(&device);
+        let x = Tensor::<Training, 4>::random([32, channels, size, size], Distribution::Normal(0.0, 1.0), &device)
+            .require_grad();
+        let weight = Tensor::<Training, 4>::random([32, channels, size, size], Distribution::Normal(0.0, 1.0), &device);
+        group.bench_function(format!("{channels}x{size}x{size}"), |b| {
+            b.iter(|| {
+                let grads = layer.forward(x.clone()).mul(weight.clone()).sum().backward();
+                let _ = (x.grad(&grads).map(|g| g.into_data()), layer.gamma.grad(&grads).map(|g| g.into_data()));
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, kernels, conv_backward, batch_norm, blocks, networks);
 criterion_main!(benches);

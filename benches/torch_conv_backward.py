@@ -1,7 +1,9 @@
-"""PyTorch peer of `cargo bench --bench model -- conv_backward`: forward + backward of one
-convolution (sum of the output as the loss) at the small-input preset's training sizes,
-batch 32, fp32, 2 threads. Prints the median time per case in ms, with the same names as
-the criterion group `conv_backward_batch32`.
+"""PyTorch peer of `cargo bench --bench model -- conv_backward` and `-- batch_norm`:
+forward + backward of one convolution (sum of the output as the loss), and of one
+training batch norm (a weighted sum of the output as the loss), at the small-input
+preset's training sizes, batch 32, fp32, 2 threads. Prints the median time per case in
+ms, with the same names as the criterion groups `conv_backward_batch32` and
+`batch_norm_train_batch32`.
 
     python3 benches/torch_conv_backward.py [--threads 2] [--iters 30]"""
 import argparse
@@ -15,6 +17,18 @@ ap.add_argument("--threads", type=int, default=2)
 ap.add_argument("--iters", type=int, default=30)
 args = ap.parse_args()
 torch.set_num_threads(args.threads)
+
+
+def timed(name, step):
+    for _ in range(5):
+        step()
+    times = []
+    for _ in range(args.iters):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    print(f"{name}: {statistics.median(times) * 1e3:.3f} ms")
+
 
 # (name, channels in, channels out, size, kernel, stride, groups): as in benches/model.rs.
 CASES = [
@@ -43,11 +57,18 @@ for name, c_in, c_out, size, kernel, stride, groups in CASES:
         x.grad = None
         w.grad = None
 
-    for _ in range(5):
-        step()
-    times = []
-    for _ in range(args.iters):
-        start = time.perf_counter()
-        step()
-        times.append(time.perf_counter() - start)
-    print(f"conv_backward_batch32/{name}: {statistics.median(times) * 1e3:.3f} ms")
+    timed(f"conv_backward_batch32/{name}", step)
+
+
+# (channels, size): as in benches/model.rs.
+for channels, size in [(16, 32), (68, 32), (68, 16), (160, 8), (320, 4)]:
+    bn = torch.nn.BatchNorm2d(channels)
+    x = torch.randn(32, channels, size, size, requires_grad=True)
+    r = torch.randn(32, channels, size, size)
+
+    def bn_step():
+        (bn(x) * r).sum().backward()
+        x.grad = None
+        bn.zero_grad()
+
+    timed(f"batch_norm_train_batch32/{channels}x{size}x{size}", bn_step)
