@@ -239,3 +239,24 @@ fn other_convolutions_take_the_default_path_and_match_the_reference() {
         check(case, index % 2 == 0);
     }
 }
+
+/// The ReLU's backward with a strided gradient (a channel slice of a concatenation's
+/// gradient, as in every ShuffleNet block), which the patched `binary_op` copies block-wise
+/// first: `dx = g · [x > 0]` element by element.
+#[test]
+fn relu_gradient_from_a_channel_slice_masks_it() {
+    let device = Default::default();
+    B::seed(&device, 21);
+    let normal = Distribution::Normal(0.0, 1.0);
+    let x = Tensor::<B, 4>::random([3, 8, 5, 5], normal, &device).require_grad();
+    let other = Tensor::<B, 4>::random([3, 6, 5, 5], normal, &device);
+    let weight = Tensor::<B, 4>::random([3, 14, 5, 5], normal, &device);
+    let joined = Tensor::cat(vec![other, burn::tensor::activation::relu(x.clone())], 1);
+    let grads = (joined * weight.clone()).sum().backward();
+    let dx: Vec<f32> = x.grad(&grads).expect("x gets a gradient").into_data().to_vec().expect("f32");
+    let xs: Vec<f32> = x.into_data().to_vec().expect("f32");
+    let ws: Vec<f32> = weight.slice([0..3, 6..14]).into_data().to_vec().expect("f32");
+    for ((&d, &xi), &wi) in dx.iter().zip(&xs).zip(&ws) {
+        assert_eq!(d, if xi > 0.0 { wi } else { 0.0 }, "x {xi}, upstream gradient {wi}");
+    }
+}

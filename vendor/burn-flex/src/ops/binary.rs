@@ -84,13 +84,17 @@ where
     // which one is a transposed view (every conv weight gradient is one), so
     // lhs is materialised whenever it is strided, and so is an unbroadcast
     // strided rhs (block copies, see `copy_contiguous`): the SIMD paths below
-    // apply instead of two zipped scalar `StridedIter`s.
-    if simd_hint.is_some() && !lhs.layout().is_contiguous() {
+    // apply instead of two zipped scalar `StridedIter`s. Ops without a SIMD path
+    // (e.g. `relu_backward`, whose gradient is often a channel slice of a
+    // concatenation's gradient) do the same for unbroadcast operands, so that
+    // `binary_op_typed` zips two slices.
+    let unbroadcast = |t: &FlexTensor| !t.layout().strides().contains(&0);
+    if !lhs.layout().is_contiguous() && (simd_hint.is_some() || unbroadcast(&lhs)) {
         lhs = lhs.to_contiguous();
     }
     let rhs_owned;
     let mut rhs = rhs;
-    if simd_hint.is_some() && !rhs.layout().is_contiguous() && !rhs.layout().strides().contains(&0) {
+    if !rhs.layout().is_contiguous() && unbroadcast(rhs) {
         rhs_owned = rhs.to_contiguous();
         rhs = &rhs_owned;
     }
