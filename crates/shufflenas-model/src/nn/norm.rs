@@ -300,7 +300,7 @@ mod tests {
 
     type B = Autodiff<Flex>;
 
-    fn floats<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+    fn floats<const D: usize, Bk: Backend>(t: Tensor<Bk, D>) -> Vec<f32> {
         t.into_data().convert::<f32>().into_vec().expect("float data")
     }
 
@@ -308,25 +308,42 @@ mod tests {
     fn half_precision_activations_keep_float32_statistics() {
         let device = Default::default();
         B::seed(&device, 7);
-        let x = Tensor::<B, 4>::random([4, 6, 5, 5], Distribution::Normal(1.0, 2.0), &device);
+        let data = Tensor::<B, 4>::random([4, 6, 5, 5], Distribution::Normal(1.0, 2.0), &device).into_data();
+        let r = Tensor::<B, 4>::random([4, 6, 5, 5], Distribution::Normal(0.0, 1.0), &device);
+        let (x32, x16) = (
+            Tensor::<B, 4>::from_data(data.clone(), &device).require_grad(),
+            Tensor::<B, 4>::from_data(data, &device).require_grad(),
+        );
         let full = SlicedBatchNormConfig::new(8).init::<B>(&device);
         let half = SlicedBatchNormConfig::new(8).init::<B>(&device);
 
-        let reference = full.forward(x.clone());
-        let y = half.forward(x.clone().cast(FloatDType::F16));
+        let reference = full.forward(x32.clone());
+        let y = half.forward(x16.clone().cast(FloatDType::F16));
 
         assert_eq!(y.dtype(), DType::F16, "output keeps the input's float type");
         assert_eq!(half.running_mean.value_sync().dtype(), DType::F32);
         assert_eq!(half.running_var.value_sync().dtype(), DType::F32);
-        let worst = floats(y.clone()).iter().zip(floats(reference)).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+        let worst =
+            floats(y.clone()).iter().zip(floats(reference.clone())).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
         assert!(worst < 1e-2, "f16 output differs from f32 by {worst}");
         // The running statistics only differ by the f16 rounding of the input.
         let (m16, m32) = (floats(half.running_mean.value_sync()), floats(full.running_mean.value_sync()));
         assert!(m16.iter().zip(&m32).all(|(a, b)| (a - b).abs() < 1e-3), "{m16:?} vs {m32:?}");
         assert_eq!(&m16[6..], &[0.0, 0.0], "channels beyond the slice are untouched");
 
-        let grads = y.cast(FloatDType::F32).sum().backward();
-        let gamma_grad = half.gamma.grad(&grads).expect("gamma gets a gradient");
+        // Gradients of a weighted sum (a plain sum would give dx = 0): f16 against f32.
+        let grads32 = (reference * r.clone()).sum().backward();
+        let grads16 = (y.cast(FloatDType::F32) * r).sum().backward();
+        let close = |a: Vec<f32>, b: Vec<f32>, what: &str| {
+            let scale = b.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let worst = a.iter().zip(&b).fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(worst <= 1e-2 * scale, "f16 {what} differs from f32 by {worst} (largest {scale})");
+        };
+        let dx16 = x16.grad(&grads16).expect("x gets a gradient");
+        assert_eq!(dx16.dtype(), DType::F32, "x's gradient has x's float type");
+        close(floats(dx16), floats(x32.grad(&grads32).expect("x gets a gradient")), "dx");
+        let gamma_grad = half.gamma.grad(&grads16).expect("gamma gets a gradient");
         assert_eq!(gamma_grad.dims(), [8]);
+        close(floats(gamma_grad), floats(full.gamma.grad(&grads32).expect("gamma gets a gradient")), "dgamma");
     }
 }

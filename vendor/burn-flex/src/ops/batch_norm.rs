@@ -6,9 +6,9 @@
 //! scale, shift, and each of their backward passes). Here:
 //! - forward: one read per channel for the shifted sums (`Σ(x−K)` and `Σ(x−K)²`, `K`
 //!   the channel's first value, which keeps the variance accurate when the mean is
-//!   large), one read and one write for `y = x·scale + shift`;
+//!   large), one read and one write for `y = (x − mean)·scale + β`;
 //! - backward: one read of `x` and `dy` per channel for `Σdy` and `Σdy·(x−mean)`,
-//!   one read of both and one write for `dx = a·dy + b·x + c`.
+//!   one read of both and one write for `dx = a·dy + b·(x − mean) + c`.
 //!
 //! Each row (one batch item, one channel) is summed in 16 f32 lanes, rows are added in
 //! f64 in batch order, channels run in parallel: deterministic whatever the thread count.
@@ -93,14 +93,21 @@ fn channel_sums(
     }
 }
 
-/// `out[n, c, :] = coef_x[c]·x[n, c, :] + coef_y[c]·y[n, c, :] + constant[c]` (`y` optional).
+/// `out[n, c, :] = coef_x[c]·(x[n, c, :] − centre[c]) + coef_y[c]·y[n, c, :] + constant[c]`
+/// (`y` optional). Centring before scaling keeps the result accurate when the mean is
+/// large next to the spread.
+struct PerChannel<'a> {
+    centre: &'a [f32],
+    coef_x: &'a [f32],
+    coef_y: &'a [f32],
+    constant: &'a [f32],
+}
+
 fn per_channel_affine(
     x: &[f32],
     y: Option<&[f32]>,
     (_, channels, plane): (usize, usize, usize),
-    coef_x: &[f32],
-    coef_y: &[f32],
-    constant: &[f32],
+    k: PerChannel,
 ) -> Vec<f32> {
     let mut out = vec![0f32; x.len()];
     if plane == 0 {
@@ -113,17 +120,17 @@ fn per_channel_affine(
             let c = row % channels;
             let start = row * plane;
             let xr = &x[start..start + plane];
-            let (a, k) = (coef_x[c], constant[c]);
+            let (m, a, add) = (k.centre[c], k.coef_x[c], k.constant[c]);
             match y {
                 Some(y) => {
-                    let (yr, b) = (&y[start..start + plane], coef_y[c]);
+                    let (yr, b) = (&y[start..start + plane], k.coef_y[c]);
                     for ((o, &xi), &yi) in out_row.iter_mut().zip(xr).zip(yr) {
-                        *o = a * xi + b * yi + k;
+                        *o = a * (xi - m) + b * yi + add;
                     }
                 }
                 None => {
                     for (o, &xi) in out_row.iter_mut().zip(xr) {
-                        *o = a * xi + k;
+                        *o = a * (xi - m) + add;
                     }
                 }
             }
@@ -149,16 +156,16 @@ pub(crate) fn batch_norm_train_f32(
     let shift: Vec<f32> = (0..channels).map(|c| xd[c * plane]).collect();
     let count = (batch * plane) as f64;
     let (mut mean, mut var) = (vec![0f32; channels], vec![0f32; channels]);
-    let (mut scale, mut offset) = (vec![0f32; channels], vec![0f32; channels]);
+    let mut scale = vec![0f32; channels];
     for (c, (s1, s2)) in channel_sums(xd, xd, dims, &shift, &shift).into_iter().enumerate() {
         let centre = s1 / count;
         let v = (s2 / count - centre * centre).max(0.0);
-        let m = shift[c] as f64 + centre;
-        let s = g[c] as f64 / (v + epsilon).sqrt();
-        (mean[c], var[c]) = (m as f32, v as f32);
-        (scale[c], offset[c]) = (s as f32, (b[c] as f64 - m * s) as f32);
+        (mean[c], var[c]) = ((shift[c] as f64 + centre) as f32, v as f32);
+        scale[c] = (g[c] as f64 / (v + epsilon).sqrt()) as f32;
     }
-    let output = per_channel_affine(xd, None, dims, &scale, &[], &offset);
+    // y = (x − mean)·scale + β.
+    let affine = PerChannel { centre: &mean, coef_x: &scale, coef_y: &[], constant: b };
+    let output = per_channel_affine(xd, None, dims, affine);
     let output = FlexTensor::new(Bytes::from_elems(output), Layout::contiguous(x.layout().shape().clone()), DType::F32);
     Some((output, vector(mean), vector(var)))
 }
@@ -189,14 +196,15 @@ pub(crate) fn batch_norm_train_backward_f32(
     for (c, (sum_dy, sum_dy_xc)) in sums.into_iter().enumerate() {
         let inv_std = 1.0 / (v[c] as f64 + epsilon).sqrt();
         let (d_beta, d_gamma) = (sum_dy, sum_dy_xc * inv_std);
-        // dx = a·dy − a·dβ/M − a·x̂·dγ/M with x̂ = (x − mean)·s.
+        // dx = a·dy − a·dβ/M − a·x̂·dγ/M with x̂ = (x − mean)·s, i.e.
+        // a·dy + b·(x − mean) + c with b = −a·s·dγ/M and c = −a·dβ/M.
         let a = g[c] as f64 * inv_std;
-        let b = -a * inv_std * d_gamma / count;
         (gamma_grad[c], beta_grad[c]) = (d_gamma as f32, d_beta as f32);
-        (coef_dy[c], coef_x[c]) = (a as f32, b as f32);
-        constant[c] = (-a * d_beta / count - b * m[c] as f64) as f32;
+        (coef_dy[c], coef_x[c]) = (a as f32, (-a * inv_std * d_gamma / count) as f32);
+        constant[c] = (-a * d_beta / count) as f32;
     }
-    let dx = per_channel_affine(xd, Some(dy), dims, &coef_x, &coef_dy, &constant);
+    let affine = PerChannel { centre: m, coef_x: &coef_x, coef_y: &coef_dy, constant: &constant };
+    let dx = per_channel_affine(xd, Some(dy), dims, affine);
     let dx = FlexTensor::new(Bytes::from_elems(dx), Layout::contiguous(x.layout().shape().clone()), DType::F32);
     Some((dx, vector(gamma_grad), vector(beta_grad)))
 }

@@ -87,14 +87,16 @@ where
     // apply instead of two zipped scalar `StridedIter`s. Ops without a SIMD path
     // (e.g. `relu_backward`, whose gradient is often a channel slice of a
     // concatenation's gradient) do the same for unbroadcast operands, so that
-    // `binary_op_typed` zips two slices.
+    // `binary_op_typed` zips two slices (only when neither is broadcast: otherwise
+    // it walks them with `StridedIter` anyway, and the copy would gain nothing).
     let unbroadcast = |t: &FlexTensor| !t.layout().strides().contains(&0);
-    if !lhs.layout().is_contiguous() && (simd_hint.is_some() || unbroadcast(&lhs)) {
+    let copy_pays = simd_hint.is_some() || (unbroadcast(&lhs) && unbroadcast(rhs));
+    if !lhs.layout().is_contiguous() && copy_pays {
         lhs = lhs.to_contiguous();
     }
     let rhs_owned;
     let mut rhs = rhs;
-    if !rhs.layout().is_contiguous() && unbroadcast(rhs) {
+    if !rhs.layout().is_contiguous() && unbroadcast(rhs) && copy_pays {
         rhs_owned = rhs.to_contiguous();
         rhs = &rhs_owned;
     }

@@ -29,23 +29,22 @@ pub struct BatchNormTrainBackward<B: Backend> {
     pub x_grad: FloatTensor<B>,
     /// Gradient of the scale, `[C]`, the scale's float type.
     pub gamma_grad: FloatTensor<B>,
-    /// Gradient of the shift, `[C]`, the shift's float type.
+    /// Gradient of the shift, `[C]`, the scale's float type (the shift's, when both
+    /// parameters share one).
     pub beta_grad: FloatTensor<B>,
 }
 
-/// The float type statistics are kept in: float32 for half-precision tensors.
-fn stats_dtype(dtype: burn_std::DType) -> Option<FloatDType> {
+/// The float type statistics are computed in: float32 for half-precision tensors, else
+/// the tensor's own.
+fn stats_dtype(dtype: burn_std::DType) -> FloatDType {
     match dtype {
-        burn_std::DType::F16 | burn_std::DType::BF16 => Some(FloatDType::F32),
-        _ => None,
+        burn_std::DType::F16 | burn_std::DType::BF16 => FloatDType::F32,
+        other => FloatDType::from(other),
     }
 }
 
-fn cast_to<B: Backend>(t: FloatTensor<B>, dtype: Option<FloatDType>) -> FloatTensor<B> {
-    match dtype {
-        Some(d) if FloatDType::from(t.dtype()) != d => B::float_cast(t, d),
-        _ => t,
-    }
+fn cast_to<B: Backend>(t: FloatTensor<B>, dtype: FloatDType) -> FloatTensor<B> {
+    if FloatDType::from(t.dtype()) == dtype { t } else { B::float_cast(t, dtype) }
 }
 
 /// `[N, C, ...]` → `[C, N·…]` (a transposed copy) in the statistics' float type.
@@ -86,7 +85,7 @@ pub fn batch_norm_train_default<B: Backend>(
     let stats = stats_dtype(dtype);
     let scale = B::float_mul(cast_to::<B>(gamma, stats), inverse_std::<B>(var.clone(), epsilon));
     let shift = B::float_sub(cast_to::<B>(beta, stats), B::float_mul(mean.clone(), scale.clone()));
-    let back = stats.map(|_| FloatDType::from(dtype));
+    let back = FloatDType::from(dtype);
     let output = B::float_add(
         B::float_mul(x, per_channel::<B>(cast_to::<B>(scale, back), rank)),
         per_channel::<B>(cast_to::<B>(shift, back), rank),
@@ -96,7 +95,8 @@ pub fn batch_norm_train_default<B: Backend>(
 
 /// Default [batch_norm_train_backward](super::ModuleOps::batch_norm_train_backward):
 /// with `x̂ = (x − mean)·s`, `s = 1/√(var + ε)` and `M` values per channel,
-/// `dβ = Σ dy`, `dγ = Σ dy·x̂`, `dx = γ·s·(dy − dβ/M − x̂·dγ/M)`.
+/// `dβ = Σ dy`, `dγ = Σ dy·x̂`, `dx = γ·s·(dy − dβ/M − x̂·dγ/M)`, computed in the
+/// statistics' float type and cast once at the end.
 pub fn batch_norm_train_backward_default<B: Backend>(
     x: FloatTensor<B>,
     gamma: FloatTensor<B>,
@@ -109,29 +109,32 @@ pub fn batch_norm_train_backward_default<B: Backend>(
     let channels = x.shape()[1];
     let count = (x.shape().num_elements() / channels.max(1)) as f64;
     let stats = stats_dtype(dtype);
-    let inv_std = inverse_std::<B>(var, epsilon);
-    let column = |t: FloatTensor<B>| B::float_reshape(t, Shape::new([channels, 1]));
-    let x_hat = B::float_mul(B::float_sub(channel_rows::<B>(x), column(mean)), column(inv_std.clone()));
-    let dy = channel_rows::<B>(output_grad.clone());
-    let flat = |t: FloatTensor<B>| B::float_reshape(t, Shape::new([channels]));
-    let beta_grad = flat(B::float_sum_dim(dy.clone(), 1));
-    let gamma_grad = flat(B::float_sum_dim(B::float_mul(dy, x_hat.clone()), 1));
-    // dx = a·dy + b·x̂ with a = γ·s and b = −a·dγ/M, plus c = −a·dβ/M.
+    let (mean, inv_std) = (cast_to::<B>(mean, stats), inverse_std::<B>(cast_to::<B>(var, stats), epsilon));
+    // x̂ and dy in `[N, C, …]`, in the statistics' float type.
+    let x_hat = B::float_mul(
+        B::float_sub(cast_to::<B>(x, stats), per_channel::<B>(mean, rank)),
+        per_channel::<B>(inv_std.clone(), rank),
+    );
+    let dy = cast_to::<B>(output_grad, stats);
+    // Per-channel sums over every dim but 1, as `[C]`.
+    let channel_sum = |t: FloatTensor<B>| {
+        let rows = B::float_reshape(B::float_swap_dims(t, 0, 1), Shape::new([channels, count as usize]));
+        B::float_reshape(B::float_sum_dim(rows, 1), Shape::new([channels]))
+    };
+    let beta_grad = channel_sum(dy.clone());
+    let gamma_grad = channel_sum(B::float_mul(dy.clone(), x_hat.clone()));
+    // dx = a·dy + b·x̂ + c with a = γ·s, b = −a·dγ/M and c = −a·dβ/M.
     let a = B::float_mul(cast_to::<B>(gamma, stats), inv_std);
     let b = B::float_mul_scalar(B::float_mul(a.clone(), gamma_grad.clone()), (-1.0 / count).into());
     let c = B::float_mul_scalar(B::float_mul(a.clone(), beta_grad.clone()), (-1.0 / count).into());
-    let back = stats.map(|_| FloatDType::from(dtype));
-    // x̂ as `[C, N, …]` → `[N, C, …]`.
-    let mut channels_first = output_grad.shape();
-    channels_first.as_mut_slice().swap(0, 1);
-    let x_hat = cast_to::<B>(B::float_swap_dims(B::float_reshape(x_hat, channels_first), 0, 1), back);
     let x_grad = B::float_add(
-        B::float_add(
-            B::float_mul(output_grad, per_channel::<B>(cast_to::<B>(a, back), rank)),
-            B::float_mul(x_hat, per_channel::<B>(cast_to::<B>(b, back), rank)),
-        ),
-        per_channel::<B>(cast_to::<B>(c, back), rank),
+        B::float_add(B::float_mul(dy, per_channel::<B>(a, rank)), B::float_mul(x_hat, per_channel::<B>(b, rank))),
+        per_channel::<B>(c, rank),
     );
-    let gamma_back = Some(FloatDType::from(gamma_dtype));
-    BatchNormTrainBackward::new(x_grad, cast_to::<B>(gamma_grad, gamma_back), cast_to::<B>(beta_grad, gamma_back))
+    let back = FloatDType::from(gamma_dtype);
+    BatchNormTrainBackward::new(
+        cast_to::<B>(x_grad, FloatDType::from(dtype)),
+        cast_to::<B>(gamma_grad, back),
+        cast_to::<B>(beta_grad, back),
+    )
 }
