@@ -38,9 +38,15 @@ fn geometry(x: &FlexTensor) -> Option<(usize, usize, usize)> {
     Some((shape[0], shape[1], plane))
 }
 
+/// A contiguous f32 tensor of `shape` holding `data`.
+fn f32_tensor(data: Vec<f32>, shape: Shape) -> FlexTensor {
+    FlexTensor::new(Bytes::from_elems(data), Layout::contiguous(shape), DType::F32)
+}
+
+/// A `[len]` f32 tensor.
 fn vector(data: Vec<f32>) -> FlexTensor {
     let n = data.len();
-    FlexTensor::new(Bytes::from_elems(data), Layout::contiguous(Shape::from(vec![n])), DType::F32)
+    f32_tensor(data, Shape::from(vec![n]))
 }
 
 /// `(Σ u, Σ u·v)` over a row with `u = a − ka`, `v = b − kb`, in `LANES` f32 partial sums.
@@ -166,8 +172,7 @@ pub(crate) fn batch_norm_train_f32(
     // y = (x − mean)·scale + β.
     let affine = PerChannel { centre: &mean, coef_x: &scale, coef_y: &[], constant: b };
     let output = per_channel_affine(xd, None, dims, affine);
-    let output = FlexTensor::new(Bytes::from_elems(output), Layout::contiguous(x.layout().shape().clone()), DType::F32);
-    Some((output, vector(mean), vector(var)))
+    Some((f32_tensor(output, x.layout().shape().clone()), vector(mean), vector(var)))
 }
 
 /// `(dx, dγ, dβ)` of a training batch norm, or `None` unless all are f32.
@@ -205,6 +210,5 @@ pub(crate) fn batch_norm_train_backward_f32(
     }
     let affine = PerChannel { centre: m, coef_x: &coef_x, coef_y: &coef_dy, constant: &constant };
     let dx = per_channel_affine(xd, Some(dy), dims, affine);
-    let dx = FlexTensor::new(Bytes::from_elems(dx), Layout::contiguous(x.layout().shape().clone()), DType::F32);
-    Some((dx, vector(gamma_grad), vector(beta_grad)))
+    Some((f32_tensor(dx, x.layout().shape().clone()), vector(gamma_grad), vector(beta_grad)))
 }

@@ -117,10 +117,8 @@ pub fn batch_norm_train_backward_default<B: Backend>(
     );
     let dy = cast_to::<B>(output_grad, stats);
     // Per-channel sums over every dim but 1, as `[C]`.
-    let channel_sum = |t: FloatTensor<B>| {
-        let rows = B::float_reshape(B::float_swap_dims(t, 0, 1), Shape::new([channels, count as usize]));
-        B::float_reshape(B::float_sum_dim(rows, 1), Shape::new([channels]))
-    };
+    let channel_sum =
+        |t: FloatTensor<B>| B::float_reshape(B::float_sum_dim(channel_rows::<B>(t), 1), Shape::new([channels]));
     let beta_grad = channel_sum(dy.clone());
     let gamma_grad = channel_sum(B::float_mul(dy.clone(), x_hat.clone()));
     // dx = a·dy + b·x̂ + c with a = γ·s, b = −a·dγ/M and c = −a·dβ/M.
