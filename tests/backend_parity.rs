@@ -64,15 +64,23 @@ fn sliced_unit<B: AutodiffBackend>(device: &B::Device, weights: Option<Vec<f32>>
     UnitRun { output: values(y), input_grad: values(gx), weight_grad: values(gw), gamma_grad: values(gg), weight: w0 }
 }
 
+/// Relative tolerance of a float32 convolution on this backend against flex. On CUDA,
+/// CubeCL's tensor-core convolutions read float32 operands as TF32 (10-bit mantissa;
+/// cubek-matmul 0.2 picks TF32 stages for f32 whenever the accelerated algorithm wins
+/// autotune), as cuDNN does by default in PyTorch: seen on an H100, 3.4e-4 of the output's
+/// scale. Everywhere else the arithmetic is float32.
+const CONV_TOLERANCE: f32 = if cfg!(feature = "cuda") { 3e-3 } else { 1e-4 };
+
 #[test]
 fn sliced_conv_bn_and_gradients_match_flex() {
     let device = backend::device().expect("backend device");
     let ours = sliced_unit::<Training>(&device, None);
     let reference = sliced_unit::<Reference>(&Default::default(), Some(ours.weight.clone()));
-    assert_close(&ours.output, &reference.output, 1e-4, "output");
-    assert_close(&ours.input_grad, &reference.input_grad, 1e-3, "input gradient");
-    assert_close(&ours.weight_grad, &reference.weight_grad, 1e-3, "weight gradient");
-    assert_close(&ours.gamma_grad, &reference.gamma_grad, 1e-3, "gamma gradient");
+    let gradient_tolerance = CONV_TOLERANCE.max(1e-3);
+    assert_close(&ours.output, &reference.output, CONV_TOLERANCE, "output");
+    assert_close(&ours.input_grad, &reference.input_grad, gradient_tolerance, "input gradient");
+    assert_close(&ours.weight_grad, &reference.weight_grad, gradient_tolerance, "weight gradient");
+    assert_close(&ours.gamma_grad, &reference.gamma_grad, gradient_tolerance, "gamma gradient");
     // Outside the 30 active filters the gradient is exactly zero on every backend.
     assert!(ours.weight_grad[30 * 24..].iter().all(|v| *v == 0.0));
     assert!(ours.gamma_grad[30..].iter().all(|v| *v == 0.0));

@@ -17,7 +17,9 @@
 #      and tuned;
 #   B. the timed runs one after another, each alone on the GPU, next to PyTorch eager.
 # The caches live in gpu-cache/ (ignored, so a warm machine keeps them between calls) and
-# come back as $OUT/cache.tgz; unpacked into gpu-carry/cache/ they seed the next run.
+# come back as $OUT/cache.tgz.part-* (the device tool returns files up to 16 MiB); copied
+# into gpu-carry/ they seed the next run. Phase B also profiles one inference per kernel
+# (CubeCL's profiling logger, $OUT/profile.log).
 set -u
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -38,7 +40,9 @@ export PYTHONPATH=$ROOT/gpu-carry
 
 CACHE=$ROOT/gpu-cache
 mkdir -p "$CACHE"
-[ -d gpu-carry/cache ] && cp -rn gpu-carry/cache/. "$CACHE/"
+if ls gpu-carry/cache.tgz.part-* >/dev/null 2>&1; then
+  cat gpu-carry/cache.tgz.part-* | tar -xz -C "$CACHE" && echo "caches unpacked: $(du -sh "$CACHE")" | tee -a "$OUT/gpu.txt"
+fi
 cp benches/gpu/cubecl.toml "$CACHE/"
 cd "$CACHE"
 nvidia-smi --query-gpu=timestamp,memory.used,utilization.gpu --format=csv -l 5 > "$OUT/smi.csv" 2>&1 &
@@ -76,6 +80,9 @@ wait "${pids[@]}"
 echo "== phase B (timed, one at a time) at ${SECONDS}s" | tee -a "$OUT/results.jsonl"
 step 90 $BIN/latency --batch 256 --size 224 --iters 5
 step 40 $PEER --batch 256 --size 224 --iters 20
+# Per-kernel GPU time of the same forward (every kernel timed on its own, so slower).
+CUBECL_DEBUG_OPTION=profile step 60 $BIN/latency --batch 256 --size 224 --iters 1
+[ -f profile.log ] && cp profile.log "$OUT/"
 step 120 $BIN/latency --batch 256 --size 224 --iters 3 --train-step --supernet
 step 50 $PEER --batch 256 --size 224 --iters 10 --train-step --supernet
 step 90 $BIN/latency --batch 256 --size 224 --iters 5 --fuse-bn
@@ -85,4 +92,5 @@ step 90 $BIN/latency --batch 256 --size 224 --iters 5 --precision f16
 step 40 $PEER --batch 256 --size 224 --iters 20 --amp f16
 kill $SMI 2>/dev/null
 du -sh "$CACHE" | tee -a "$OUT/results.jsonl"
-tar -czf "$OUT/cache.tgz" -C "$CACHE" --exclude cubecl.toml . && ls -la "$OUT/cache.tgz"
+tar -cz -C "$CACHE" --exclude cubecl.toml --exclude profile.log . | split -b 15m - "$OUT/cache.tgz.part-"
+ls -la "$OUT"
