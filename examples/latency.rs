@@ -24,7 +24,7 @@ use rand::SeedableRng;
 use shufflenas::backend::{self, Training};
 use shufflenas::cli::architecture_for;
 use shufflenas::model::nn::{ShuffleNasNetConfig, SupernetConfig};
-use shufflenas::model::{Architecture, SearchSpace};
+use shufflenas::model::{Architecture, MidChannelRule, SearchSpace};
 
 /// Times forward passes or training steps.
 #[derive(Debug, Parser)]
@@ -63,6 +63,10 @@ struct Args {
     /// Seed of the weights, inputs and paths.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Mid channels as make_divisible(out/2 · scale, N) instead of int(out/2 · scale)
+    /// (upstream's supernet rule; changes the timed architecture).
+    #[arg(long)]
+    mid_divisor: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -125,6 +129,7 @@ fn run(args: Args) -> Result<(), String> {
         input_size: args.size,
         num_classes: args.classes,
         stem_stride: args.stem_stride,
+        mid_channel_rule: args.mid_divisor.map_or(MidChannelRule::Truncate, MidChannelRule::MakeDivisible),
         ..SearchSpace::oneshot_plus()
     };
     space.check().map_err(|e| e.to_string())?;

@@ -190,6 +190,9 @@ impl SearchSpace {
                 return Err(SpaceError::Zero(name));
             }
         }
+        if self.mid_channel_rule == MidChannelRule::MakeDivisible(0) {
+            return Err(SpaceError::Zero("mid_channel_rule's divisor"));
+        }
         let mut input = self.first_conv_channels;
         for (stage, (&repeats, &channels)) in self.stage_repeats.iter().zip(&self.stage_out_channels).enumerate() {
             if repeats == 0 {
@@ -590,6 +593,8 @@ mod tests {
         assert_eq!(make_divisible(20.0, 8), 24);
         let space = SearchSpace { mid_channel_rule: MidChannelRule::MakeDivisible(8), ..SearchSpace::oneshot_plus() };
         assert_eq!(space.mid_channels(64, 1.8), 56);
+        let zero = SearchSpace { mid_channel_rule: MidChannelRule::MakeDivisible(0), ..SearchSpace::oneshot_plus() };
+        assert!(matches!(zero.check(), Err(SpaceError::Zero(what)) if what.contains("divisor")));
     }
 
     #[test]
