@@ -7,6 +7,7 @@ mkdir -p gpu-carry
 rm -f gpu-carry/*
 pack() { strip -o gpu-carry/"$2" "$1" && gzip gpu-carry/"$2"; }
 pack target/release/examples/latency latency
+pack target/release/examples/warm_kernels warm_kernels
 pack "$(ls -t target/release/deps/backend_parity-* | grep -v '\.d$' | head -1)" backend_parity
 cp ../shared/bench/torch_oneshot.py gpu-carry/
 ls -la gpu-carry

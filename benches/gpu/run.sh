@@ -3,18 +3,20 @@
 # on the same GPU (batch 256 at 224, f32 and half precision).
 #
 # Build here (no GPU needed; CUDARC_CUDA_VERSION matches the device's driver, 13.0):
-#   CUDARC_CUDA_VERSION=13000 cargo build --release --features cuda --example latency
+#   CUDARC_CUDA_VERSION=13000 cargo build --release --features cuda --example latency --example warm_kernels
 #   CUDARC_CUDA_VERSION=13000 cargo test --release --features cuda --test backend_parity --no-run
-#   benches/gpu/pack.sh            # gzips both binaries + the peer into gpu-carry/
+#   benches/gpu/pack.sh            # gzips the binaries + the peer into gpu-carry/
 # Run there with the `device` tool: carry gpu-carry, command `bash benches/gpu/run.sh`.
 #
 # CubeCL JIT-compiles (NVRTC) and autotunes every new kernel on first use, one kernel at a
 # time within a process: minutes for OneShot-S+ (docs/performance.md, GPU). So the check
 # runs in two phases:
-#   A. every workload once, untimed, all processes at the same time, so that the
-#      compilations use the machine's 16 cores instead of one; CubeCL's on-disk caches
-#      (benches/gpu/cubecl.toml) are multi-process safe and keep what each one compiled
-#      and tuned;
+#   A. the kernels of every workload compiled and tuned ahead, on all 16 cores:
+#      `warm_kernels --jobs N` runs the network's pieces (stem, each block at its width,
+#      head) split over N processes; CubeCL's on-disk caches (benches/gpu/cubecl.toml)
+#      are multi-process safe and keep what each one compiled and tuned. (Session 9 ran
+#      whole networks instead, one process each: compilation stayed serial per network
+#      and no training step finished its first iteration in 280 s.)
 #   B. the timed runs one after another, each alone on the GPU, next to PyTorch eager.
 # The caches live in gpu-cache/ (ignored, so a warm machine keeps them between calls) and
 # come back as $OUT/cache.tgz.part-* (the device tool returns files up to 16 MiB); copied
@@ -49,7 +51,7 @@ nvidia-smi --query-gpu=timestamp,memory.used,utilization.gpu --format=csv -l 5 >
 SMI=$!
 
 BUDGET=${BUDGET:-540}
-WARM=${WARM:-280}
+WARM=${WARM:-300}
 # step SECONDS CMD...: runs CMD with at most SECONDS (and never past the budget).
 step() {
   local cap=$1; shift
@@ -67,16 +69,16 @@ step() {
 # Phase A: everything once, in parallel; the parity tests are issue 3's CUDA test suite.
 echo "== phase A (parallel warm-up, ${WARM}s at most)" | tee -a "$OUT/results.jsonl"
 pids=()
-step "$WARM" $BIN/latency --batch 256 --size 224 --iters 3 --train-step --supernet & pids+=($!)
-step "$WARM" $BIN/latency --batch 256 --size 224 --iters 1 & pids+=($!)
+W="$BIN/warm_kernels --batch 256 --size 224"
+step "$WARM" $W --train-step --supernet --paths 6 --jobs 8 & pids+=($!)
+step "$WARM" $W --jobs 4 & pids+=($!)
+step "$WARM" $W --train-step --jobs 2 & pids+=($!)
 step "$WARM" $BIN/backend_parity --test-threads 2 & pids+=($!)
-step "$WARM" $BIN/latency --batch 256 --size 224 --iters 1 --train-step & pids+=($!)
-step "$WARM" $BIN/latency --batch 256 --size 224 --iters 1 --fuse-bn & pids+=($!)
-step "$WARM" $BIN/latency --batch 256 --size 224 --iters 1 --precision f16 & pids+=($!)
 wait "${pids[@]}"
 
 # Phase B: issue 7's two measurements first (inference and supernet training at batch
 # 256, each next to PyTorch eager), then the rest.
+tar -cz -C "$CACHE" autotune | split -b 15m - "$OUT/autotune.tgz.part-"
 echo "== phase B (timed, one at a time) at ${SECONDS}s" | tee -a "$OUT/results.jsonl"
 step 90 $BIN/latency --batch 256 --size 224 --iters 5
 step 40 $PEER --batch 256 --size 224 --iters 20
@@ -92,5 +94,6 @@ step 90 $BIN/latency --batch 256 --size 224 --iters 5 --precision f16
 step 40 $PEER --batch 256 --size 224 --iters 20 --amp f16
 kill $SMI 2>/dev/null
 du -sh "$CACHE" | tee -a "$OUT/results.jsonl"
+rm -f "$OUT"/autotune.tgz.part-*
 tar -cz -C "$CACHE" --exclude cubecl.toml --exclude profile.log . | split -b 15m - "$OUT/cache.tgz.part-"
 ls -la "$OUT"

@@ -8,7 +8,9 @@
 //!   label smoothing, no weight decay on BN and biases), atomic checkpoints and exact
 //!   resume, data-parallel and (feature `ddp`) multi-node training;
 //! - [`sampler`] and [`schedule`]: the supernet's single-path sampling and channel
-//!   warm-up; [`recalibrate`]: BN recalibration of a candidate subnet.
+//!   warm-up; [`recalibrate`]: BN recalibration of a candidate subnet;
+//! - [`warmup`]: compiles a JIT backend's kernels ahead of a run, piece by piece, in
+//!   as many processes as there are cores.
 //!
 //! Train a tiny supernet for one epoch on part of the embedded subset, with uniform
 //! single-path sampling and the channel warm-up:
@@ -64,3 +66,4 @@ pub mod recalibrate;
 pub mod sampler;
 pub mod schedule;
 pub mod trainer;
+pub mod warmup;

@@ -1,0 +1,184 @@
+//! Compiles a JIT backend's kernels (cuda, wgpu) ahead of a run, in parallel processes.
+//!
+//!     cargo run --release --features cuda --example warm_kernels -- --batch 256 --train-step --supernet --jobs 16
+//!     cargo run --release --features cuda --example warm_kernels -- --batch 256 --all-choices --train-step --jobs 16
+//!
+//! CubeCL compiles and autotunes each new kernel on first use, one at a time per
+//! process. This example runs the pieces of the network a `latency` run with the same
+//! arguments meets (the stem, each block at its width, the head; `--all-choices`: every
+//! block of the supernet at every searchable width) on their own, split over `--jobs`
+//! processes that fill one on-disk cache. Put a `cubecl.toml` with `[compilation] cache`
+//! and `[autotune] cache` in the working directory (benches/gpu/cubecl.toml) so that
+//! the caches outlive the processes. Prints one JSON line per process and a summary.
+
+use std::process::{Command, ExitCode};
+use std::str::FromStr;
+use std::time::Instant;
+
+use burn::module::AutodiffModule;
+use clap::Parser;
+use rand::SeedableRng;
+use shufflenas::backend::{self, Training};
+use shufflenas::cli::architecture_for;
+use shufflenas::model::nn::{ShuffleNasNetConfig, SupernetConfig};
+use shufflenas::model::{Architecture, MidChannelRule, SearchSpace};
+use shufflenas::train::warmup::{WarmPiece, all_pieces, path_pieces, shard, warm_up, warm_up_training};
+
+#[derive(Parser, Debug)]
+#[command(about = "Compile and autotune a JIT backend's kernels ahead of a run, in parallel processes")]
+struct Args {
+    /// Preset, JSON genome file or BLOCKS;CHANNELS (ignored with --supernet).
+    #[arg(long, default_value = "oneshot-s+")]
+    arch: String,
+    /// Batch size of the run to warm up for.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Input side in pixels.
+    #[arg(long, default_value_t = 224)]
+    size: usize,
+    /// Number of classes.
+    #[arg(long, default_value_t = 1000)]
+    classes: usize,
+    /// Stride of the first conv.
+    #[arg(long, default_value_t = 2)]
+    stem_stride: usize,
+    /// Training kernels (forward and backward) instead of inference ones.
+    #[arg(long)]
+    train_step: bool,
+    /// The supernet's pieces on `--paths` seeded random paths (as `latency --supernet`).
+    #[arg(long)]
+    supernet: bool,
+    /// Paths drawn with `--seed` (`latency --iters K` draws K + 3).
+    #[arg(long, default_value_t = 6)]
+    paths: usize,
+    /// With --supernet: every block at every searchable width instead of the paths'.
+    #[arg(long)]
+    all_choices: bool,
+    /// Seed of the paths (as `latency --seed`).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Mid channels as make_divisible(out/2 · scale, N) (as `latency --mid-divisor`).
+    #[arg(long)]
+    mid_divisor: Option<usize>,
+    /// Processes to split the pieces between (each runs this program with `--shard`).
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Run only shard I of N of the pieces (`I/N`); set by `--jobs`.
+    #[arg(long)]
+    shard: Option<Shard>,
+}
+
+/// Shard `index` of `count`, written `index/count`.
+#[derive(Debug, Clone, Copy)]
+struct Shard {
+    index: usize,
+    count: usize,
+}
+
+impl FromStr for Shard {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("--shard wants I/N with I < N, got {s:?}");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count) = (i.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+        if index >= count {
+            return Err(bad());
+        }
+        Ok(Self { index, count })
+    }
+}
+
+fn main() -> ExitCode {
+    shufflenas::keep_freed_memory();
+    let args = Args::parse();
+    if args.jobs > 1 && args.shard.is_none() {
+        return shufflenas::cli::finish(spawn_shards(args.jobs).map_err(|e| e.to_string()));
+    }
+    shufflenas::cli::finish(run(&args).map_err(|e| e.to_string()))
+}
+
+/// Runs this program `jobs` times with the same arguments and `--shard i/jobs`, at once.
+fn spawn_shards(jobs: usize) -> Result<(), Box<dyn std::error::Error>> {
+    let start = Instant::now();
+    let exe = std::env::current_exe()?;
+    let mut passed = Vec::new();
+    let mut raw = std::env::args().skip(1);
+    while let Some(arg) = raw.next() {
+        match arg.as_str() {
+            "--jobs" => {
+                raw.next();
+            }
+            a if a.starts_with("--jobs=") => {}
+            _ => passed.push(arg),
+        }
+    }
+    let children: Vec<_> = (0..jobs)
+        .map(|i| Command::new(&exe).args(&passed).args(["--shard", &format!("{i}/{jobs}")]).spawn())
+        .collect::<Result<_, _>>()?;
+    let failed: Vec<usize> = children
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, mut child)| match child.wait() {
+            Ok(status) if status.success() => None,
+            _ => Some(i),
+        })
+        .collect();
+    println!(
+        "{}",
+        serde_json::json!({ "jobs": jobs, "failed_shards": failed, "seconds": start.elapsed().as_secs_f64() })
+    );
+    if failed.is_empty() { Ok(()) } else { Err(format!("shards {failed:?} failed").into()) }
+}
+
+fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let start = Instant::now();
+    let space = SearchSpace {
+        input_size: args.size,
+        num_classes: args.classes,
+        stem_stride: args.stem_stride,
+        mid_channel_rule: args.mid_divisor.map_or(MidChannelRule::Truncate, MidChannelRule::MakeDivisible),
+        ..SearchSpace::oneshot_plus()
+    };
+    space.check()?;
+    let pieces: Vec<WarmPiece> = if args.supernet && args.all_choices {
+        all_pieces(&space)?
+    } else if args.supernet {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
+        let paths: Vec<Architecture> = (0..args.paths).map(|_| Architecture::random(&space, &mut rng)).collect();
+        path_pieces(&space, &paths)?
+    } else {
+        path_pieces(&space, &[architecture_for(&space, &args.arch)?])?
+    };
+    let total = pieces.len();
+    let Shard { index, count } = args.shard.unwrap_or(Shard { index: 0, count: 1 });
+    let mine = shard(&pieces, index, count)?;
+    let device = backend::device()?;
+    if args.supernet {
+        let net = SupernetConfig::new(space.clone()).init::<Training>(&device)?;
+        if args.train_step {
+            warm_up_training(&net, &space, &mine, args.batch, &device)?;
+        } else {
+            warm_up(&net.valid(), &space, &mine, args.batch, &device)?;
+        }
+    } else {
+        let net =
+            ShuffleNasNetConfig::new(space.clone(), architecture_for(&space, &args.arch)?).init::<Training>(&device)?;
+        if args.train_step {
+            warm_up_training(&net, &space, &mine, args.batch, &device)?;
+        } else {
+            warm_up(&net.valid(), &space, &mine, args.batch, &device)?;
+        }
+    }
+    println!(
+        "{}",
+        serde_json::json!({
+            "shard": format!("{index}/{count}"),
+            "pieces": mine.len(),
+            "of": total,
+            "backend": backend::NAME,
+            "seconds": start.elapsed().as_secs_f64(),
+        })
+    );
+    Ok(())
+}
