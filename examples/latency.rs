@@ -20,53 +20,27 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use burn::tensor::backend::AutodiffBackend;
 use clap::Parser;
-use rand::SeedableRng;
 use shufflenas::backend::{self, Training};
-use shufflenas::cli::architecture_for;
 use shufflenas::model::nn::{ShuffleNasNetConfig, SupernetConfig};
-use shufflenas::model::{Architecture, MidChannelRule, SearchSpace};
+use shufflenas::model::{Architecture, SearchSpace};
+use shufflenas::workload_args::WorkloadArgs;
 
 /// Times forward passes or training steps.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
-    /// Preset, JSON genome file or BLOCKS;CHANNELS (ignored with --supernet).
-    #[arg(long, default_value = "oneshot-s+")]
-    arch: String,
-    /// Batch size.
-    #[arg(long, default_value_t = 1)]
-    batch: usize,
-    /// Input side in pixels.
-    #[arg(long, default_value_t = 224)]
-    size: usize,
-    /// Number of classes.
-    #[arg(long, default_value_t = 1000)]
-    classes: usize,
-    /// Stride of the first conv (2 as the seed; 1 for the small-input preset).
-    #[arg(long, default_value_t = 2)]
-    stem_stride: usize,
+    /// Network, input shape and paths.
+    #[command(flatten)]
+    workload: WorkloadArgs,
     /// Timed iterations (after 3 warm-up iterations).
     #[arg(long, default_value_t = 30)]
     iters: usize,
-    /// Time a training step (forward, cross-entropy, backward, SGD Nesterov) instead of inference.
-    #[arg(long)]
-    train_step: bool,
-    /// Use the supernet with a random path per iteration (seeded).
-    #[arg(long)]
-    supernet: bool,
     /// Fold BN into the convs before timing inference.
     #[arg(long)]
     fuse_bn: bool,
     /// Float precision: f32, or f16/bf16 on the GPU backends.
     #[arg(long, value_enum, default_value = "f32")]
     precision: Precision,
-    /// Seed of the weights, inputs and paths.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Mid channels as make_divisible(out/2 · scale, N) instead of int(out/2 · scale)
-    /// (upstream's supernet rule; changes the timed architecture).
-    #[arg(long)]
-    mid_divisor: Option<usize>,
 }
 
 fn main() -> ExitCode {
@@ -121,21 +95,13 @@ impl Precision {
 }
 
 fn run(args: Args) -> Result<(), String> {
-    if args.iters == 0 || args.batch == 0 {
+    if args.iters == 0 || args.workload.batch == 0 {
         return Err("--iters and --batch must be positive".into());
     }
     let device = backend::device()?;
-    let space = SearchSpace {
-        input_size: args.size,
-        num_classes: args.classes,
-        stem_stride: args.stem_stride,
-        mid_channel_rule: args.mid_divisor.map_or(MidChannelRule::Truncate, MidChannelRule::MakeDivisible),
-        ..SearchSpace::oneshot_plus()
-    };
-    space.check().map_err(|e| e.to_string())?;
-    let arch = architecture_for(&space, &args.arch).map_err(|e| e.to_string())?;
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
-    let paths: Vec<Architecture> = (0..args.iters + 3).map(|_| Architecture::random(&space, &mut rng)).collect();
+    let space = args.workload.space().map_err(|e| e.to_string())?;
+    let arch = args.workload.architecture(&space).map_err(|e| e.to_string())?;
+    let paths = args.workload.paths(&space, args.iters + 3);
     let workload = Workload { args: &args, space: &space, arch: &arch, paths: &paths };
     let times = match args.precision {
         Precision::F32 => workload.measure::<Training>(&device)?,
@@ -151,17 +117,17 @@ fn run(args: Args) -> Result<(), String> {
         "median_ms": median,
         "p10_ms": percentile(&times, 0.1),
         "p90_ms": percentile(&times, 0.9),
-        "images_per_s": args.batch as f64 / (median / 1e3),
+        "images_per_s": args.workload.batch as f64 / (median / 1e3),
         "backend": backend::NAME,
         "threads": backend::threads(),
-        "batch": args.batch,
-        "size": args.size,
-        "classes": args.classes,
-        "train_step": args.train_step,
-        "supernet": args.supernet,
+        "batch": args.workload.batch,
+        "size": args.workload.size,
+        "classes": args.workload.classes,
+        "train_step": args.workload.train_step,
+        "supernet": args.workload.supernet,
         "fuse_bn": args.fuse_bn,
         "precision": args.precision.name(),
-        "arch": if args.supernet { "supernet".to_string() } else { arch.to_string() },
+        "arch": if args.workload.supernet { "supernet".to_string() } else { arch.to_string() },
     });
     println!("{json}");
     Ok(())
@@ -199,18 +165,22 @@ impl Workload<'_> {
     /// with the device.
     fn measure<B: AutodiffBackend<Device = backend::Device>>(&self, device: &B::Device) -> Result<Vec<f64>, String> {
         let (args, space) = (self.args, self.space);
-        B::seed(device, args.seed);
-        let shape = [args.batch, 3, args.size, args.size];
+        B::seed(device, args.workload.seed);
+        let shape = [args.workload.batch, 3, args.workload.size, args.workload.size];
         let sync = || B::sync(device).expect("device synchronisation");
-        if args.train_step {
+        if args.workload.train_step {
             let x = Tensor::<B, 4>::random(shape, Distribution::Normal(0.0, 1.0), device);
-            let y = Tensor::<B, 1, Int>::random([args.batch], Distribution::Uniform(0.0, args.classes as f64), device);
+            let y = Tensor::<B, 1, Int>::random(
+                [args.workload.batch],
+                Distribution::Uniform(0.0, args.workload.classes as f64),
+                device,
+            );
             let loss_fn = CrossEntropyLossConfig::new().init(device);
             // The PyTorch peer's optimizer: SGD, Nesterov momentum 0.9, weight decay 4e-5.
             let sgd = SgdConfig::new()
                 .with_momentum(Some(MomentumConfig::new().with_nesterov(true).with_dampening(0.0)))
                 .with_weight_decay(Some(WeightDecayConfig::new(4e-5)));
-            if args.supernet {
+            if args.workload.supernet {
                 let net = SupernetConfig::new(space.clone()).init::<B>(device).map_err(|e| e.to_string())?;
                 Ok(time_training(args.iters, net, &sgd, sync, |net, i| {
                     loss_fn.forward(net.forward(x.clone(), &self.paths[i]).expect("valid path"), y.clone())
@@ -227,7 +197,7 @@ impl Workload<'_> {
             let read = |t: Tensor<B::InnerBackend, 2>| {
                 let _ = t.into_data();
             };
-            if args.supernet {
+            if args.workload.supernet {
                 let net = SupernetConfig::new(space.clone()).init::<B>(device).map_err(|e| e.to_string())?.valid();
                 Ok(time_it(args.iters, |i| read(net.forward(x.clone(), &self.paths[i]).expect("valid path"))))
             } else {

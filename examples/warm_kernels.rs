@@ -17,49 +17,23 @@ use std::time::Instant;
 
 use burn::module::AutodiffModule;
 use clap::Parser;
-use rand::SeedableRng;
 use shufflenas::backend::{self, Training};
-use shufflenas::cli::architecture_for;
 use shufflenas::model::nn::{ShuffleNasNetConfig, SupernetConfig};
-use shufflenas::model::{Architecture, MidChannelRule, SearchSpace};
 use shufflenas::train::warmup::{WarmPiece, all_pieces, path_pieces, shard, warm_up, warm_up_training};
+use shufflenas::workload_args::WorkloadArgs;
 
 #[derive(Parser, Debug)]
 #[command(about = "Compile and autotune a JIT backend's kernels ahead of a run, in parallel processes")]
 struct Args {
-    /// Preset, JSON genome file or BLOCKS;CHANNELS (ignored with --supernet).
-    #[arg(long, default_value = "oneshot-s+")]
-    arch: String,
-    /// Batch size of the run to warm up for.
-    #[arg(long, default_value_t = 1)]
-    batch: usize,
-    /// Input side in pixels.
-    #[arg(long, default_value_t = 224)]
-    size: usize,
-    /// Number of classes.
-    #[arg(long, default_value_t = 1000)]
-    classes: usize,
-    /// Stride of the first conv.
-    #[arg(long, default_value_t = 2)]
-    stem_stride: usize,
-    /// Training kernels (forward and backward) instead of inference ones.
-    #[arg(long)]
-    train_step: bool,
-    /// The supernet's pieces on `--paths` seeded random paths (as `latency --supernet`).
-    #[arg(long)]
-    supernet: bool,
-    /// Paths drawn with `--seed` (`latency --iters K` draws K + 3).
+    /// Network, input shape and paths of the run to warm up for.
+    #[command(flatten)]
+    workload: WorkloadArgs,
+    /// With --supernet: paths drawn with --seed (`latency --iters K` draws K + 3).
     #[arg(long, default_value_t = 6)]
     paths: usize,
     /// With --supernet: every block at every searchable width instead of the paths'.
     #[arg(long)]
     all_choices: bool,
-    /// Seed of the paths (as `latency --seed`).
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Mid channels as make_divisible(out/2 · scale, N) (as `latency --mid-divisor`).
-    #[arg(long)]
-    mid_divisor: Option<usize>,
     /// Processes to split the pieces between (each runs this program with `--shard`).
     #[arg(long, default_value_t = 1)]
     jobs: usize,
@@ -133,41 +107,32 @@ fn spawn_shards(jobs: usize) -> Result<(), Box<dyn std::error::Error>> {
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let start = Instant::now();
-    let space = SearchSpace {
-        input_size: args.size,
-        num_classes: args.classes,
-        stem_stride: args.stem_stride,
-        mid_channel_rule: args.mid_divisor.map_or(MidChannelRule::Truncate, MidChannelRule::MakeDivisible),
-        ..SearchSpace::oneshot_plus()
-    };
-    space.check()?;
-    let pieces: Vec<WarmPiece> = if args.supernet && args.all_choices {
+    let w = &args.workload;
+    let space = w.space()?;
+    let pieces: Vec<WarmPiece> = if w.supernet && args.all_choices {
         all_pieces(&space)?
-    } else if args.supernet {
-        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(args.seed);
-        let paths: Vec<Architecture> = (0..args.paths).map(|_| Architecture::random(&space, &mut rng)).collect();
-        path_pieces(&space, &paths)?
+    } else if w.supernet {
+        path_pieces(&space, &w.paths(&space, args.paths))?
     } else {
-        path_pieces(&space, &[architecture_for(&space, &args.arch)?])?
+        path_pieces(&space, &[w.architecture(&space)?])?
     };
     let total = pieces.len();
     let Shard { index, count } = args.shard.unwrap_or(Shard { index: 0, count: 1 });
     let mine = shard(&pieces, index, count)?;
     let device = backend::device()?;
-    if args.supernet {
+    if w.supernet {
         let net = SupernetConfig::new(space.clone()).init::<Training>(&device)?;
-        if args.train_step {
-            warm_up_training(&net, &space, &mine, args.batch, &device)?;
+        if w.train_step {
+            warm_up_training(&net, &space, &mine, w.batch, &device)?;
         } else {
-            warm_up(&net.valid(), &space, &mine, args.batch, &device)?;
+            warm_up(&net.valid(), &space, &mine, w.batch, &device)?;
         }
     } else {
-        let net =
-            ShuffleNasNetConfig::new(space.clone(), architecture_for(&space, &args.arch)?).init::<Training>(&device)?;
-        if args.train_step {
-            warm_up_training(&net, &space, &mine, args.batch, &device)?;
+        let net = ShuffleNasNetConfig::new(space.clone(), w.architecture(&space)?).init::<Training>(&device)?;
+        if w.train_step {
+            warm_up_training(&net, &space, &mine, w.batch, &device)?;
         } else {
-            warm_up(&net.valid(), &space, &mine, args.batch, &device)?;
+            warm_up(&net.valid(), &space, &mine, w.batch, &device)?;
         }
     }
     println!(

@@ -85,3 +85,4 @@ pub mod npy;
 pub mod pipeline;
 pub mod search_args;
 pub mod train_args;
+pub mod workload_args;

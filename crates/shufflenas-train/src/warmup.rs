@@ -188,12 +188,7 @@ pub fn warm_up<B: Backend>(
     batch: usize,
     device: &B::Device,
 ) -> Result<(), WarmUpError> {
-    run_pieces::<B>(space, pieces, batch, device, |piece, x| {
-        let mean = net.piece_mean(piece, x)?;
-        sync::<B>(device)?;
-        drop(mean);
-        Ok(())
-    })
+    run_pieces::<B, _>(space, pieces, batch, device, |piece, x| net.piece_mean(piece, x))
 }
 
 /// As [`warm_up`], with a backward pass from each piece's output mean, its input
@@ -209,12 +204,7 @@ pub fn warm_up_training<B: AutodiffBackend>(
     batch: usize,
     device: &B::Device,
 ) -> Result<(), WarmUpError> {
-    run_pieces::<B>(space, pieces, batch, device, |piece, x| {
-        let grads = piece_gradients(net, piece, x.require_grad())?;
-        sync::<B>(device)?;
-        drop(grads);
-        Ok(())
-    })
+    run_pieces::<B, _>(space, pieces, batch, device, |piece, x| piece_gradients(net, piece, x.require_grad()))
 }
 
 /// Gradients of the piece's output mean (`x` among them when it requires a gradient).
@@ -226,12 +216,14 @@ fn piece_gradients<B: AutodiffBackend>(
     Ok(net.piece_mean(piece, x)?.backward())
 }
 
-fn run_pieces<B: Backend>(
+/// Runs `run` on each piece with a random input of its shape, then synchronises the
+/// device with the result still alive (so a lazy backend cannot skip the work).
+fn run_pieces<B: Backend, T>(
     space: &SearchSpace,
     pieces: &[WarmPiece],
     batch: usize,
     device: &B::Device,
-    mut run: impl FnMut(&WarmPiece, Tensor<B, 4>) -> Result<(), WarmUpError>,
+    mut run: impl FnMut(&WarmPiece, Tensor<B, 4>) -> Result<T, WarmUpError>,
 ) -> Result<(), WarmUpError> {
     if batch == 0 {
         return Err(WarmUpError::ZeroBatch);
@@ -239,7 +231,9 @@ fn run_pieces<B: Backend>(
     let slots = space.slots()?;
     for piece in pieces {
         let shape = piece.input_shape(space, &slots, batch)?;
-        run(piece, Tensor::random(shape, Distribution::Normal(0.0, 1.0), device))?;
+        let result = run(piece, Tensor::random(shape, Distribution::Normal(0.0, 1.0), device))?;
+        sync::<B>(device)?;
+        drop(result);
     }
     Ok(())
 }
