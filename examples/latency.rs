@@ -95,13 +95,14 @@ impl Precision {
 }
 
 fn run(args: Args) -> Result<(), String> {
-    if args.iters == 0 || args.workload.batch == 0 {
+    let w = &args.workload;
+    if args.iters == 0 || w.batch == 0 {
         return Err("--iters and --batch must be positive".into());
     }
     let device = backend::device()?;
-    let space = args.workload.space().map_err(|e| e.to_string())?;
-    let arch = args.workload.architecture(&space).map_err(|e| e.to_string())?;
-    let paths = args.workload.paths(&space, args.iters + 3);
+    let space = w.space().map_err(|e| e.to_string())?;
+    let arch = w.architecture(&space).map_err(|e| e.to_string())?;
+    let paths = w.paths(&space, args.iters + 3);
     let workload = Workload { args: &args, space: &space, arch: &arch, paths: &paths };
     let times = match args.precision {
         Precision::F32 => workload.measure::<Training>(&device)?,
@@ -117,17 +118,17 @@ fn run(args: Args) -> Result<(), String> {
         "median_ms": median,
         "p10_ms": percentile(&times, 0.1),
         "p90_ms": percentile(&times, 0.9),
-        "images_per_s": args.workload.batch as f64 / (median / 1e3),
+        "images_per_s": w.batch as f64 / (median / 1e3),
         "backend": backend::NAME,
         "threads": backend::threads(),
-        "batch": args.workload.batch,
-        "size": args.workload.size,
-        "classes": args.workload.classes,
-        "train_step": args.workload.train_step,
-        "supernet": args.workload.supernet,
+        "batch": w.batch,
+        "size": w.size,
+        "classes": w.classes,
+        "train_step": w.train_step,
+        "supernet": w.supernet,
         "fuse_bn": args.fuse_bn,
         "precision": args.precision.name(),
-        "arch": if args.workload.supernet { "supernet".to_string() } else { arch.to_string() },
+        "arch": if w.supernet { "supernet".to_string() } else { arch.to_string() },
     });
     println!("{json}");
     Ok(())
@@ -165,22 +166,19 @@ impl Workload<'_> {
     /// with the device.
     fn measure<B: AutodiffBackend<Device = backend::Device>>(&self, device: &B::Device) -> Result<Vec<f64>, String> {
         let (args, space) = (self.args, self.space);
-        B::seed(device, args.workload.seed);
-        let shape = [args.workload.batch, 3, args.workload.size, args.workload.size];
+        let w = &args.workload;
+        B::seed(device, w.seed);
+        let shape = [w.batch, 3, w.size, w.size];
         let sync = || B::sync(device).expect("device synchronisation");
-        if args.workload.train_step {
+        if w.train_step {
             let x = Tensor::<B, 4>::random(shape, Distribution::Normal(0.0, 1.0), device);
-            let y = Tensor::<B, 1, Int>::random(
-                [args.workload.batch],
-                Distribution::Uniform(0.0, args.workload.classes as f64),
-                device,
-            );
+            let y = Tensor::<B, 1, Int>::random([w.batch], Distribution::Uniform(0.0, w.classes as f64), device);
             let loss_fn = CrossEntropyLossConfig::new().init(device);
             // The PyTorch peer's optimizer: SGD, Nesterov momentum 0.9, weight decay 4e-5.
             let sgd = SgdConfig::new()
                 .with_momentum(Some(MomentumConfig::new().with_nesterov(true).with_dampening(0.0)))
                 .with_weight_decay(Some(WeightDecayConfig::new(4e-5)));
-            if args.workload.supernet {
+            if w.supernet {
                 let net = SupernetConfig::new(space.clone()).init::<B>(device).map_err(|e| e.to_string())?;
                 Ok(time_training(args.iters, net, &sgd, sync, |net, i| {
                     loss_fn.forward(net.forward(x.clone(), &self.paths[i]).expect("valid path"), y.clone())
@@ -197,7 +195,7 @@ impl Workload<'_> {
             let read = |t: Tensor<B::InnerBackend, 2>| {
                 let _ = t.into_data();
             };
-            if args.workload.supernet {
+            if w.supernet {
                 let net = SupernetConfig::new(space.clone()).init::<B>(device).map_err(|e| e.to_string())?.valid();
                 Ok(time_it(args.iters, |i| read(net.forward(x.clone(), &self.paths[i]).expect("valid path"))))
             } else {

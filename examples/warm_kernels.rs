@@ -17,9 +17,12 @@ use std::time::Instant;
 
 use burn::module::AutodiffModule;
 use clap::Parser;
-use shufflenas::backend::{self, Training};
+use shufflenas::backend::{self, Device, Inference, Training};
+use shufflenas::model::SearchSpace;
 use shufflenas::model::nn::{ShuffleNasNetConfig, SupernetConfig};
-use shufflenas::train::warmup::{WarmPiece, all_pieces, path_pieces, shard, warm_up, warm_up_training};
+use shufflenas::train::warmup::{
+    Pieces, WarmPiece, WarmUpError, all_pieces, path_pieces, shard, warm_up, warm_up_training,
+};
 use shufflenas::workload_args::WorkloadArgs;
 
 #[derive(Parser, Debug)]
@@ -122,18 +125,10 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let device = backend::device()?;
     if w.supernet {
         let net = SupernetConfig::new(space.clone()).init::<Training>(&device)?;
-        if w.train_step {
-            warm_up_training(&net, &space, &mine, w.batch, &device)?;
-        } else {
-            warm_up(&net.valid(), &space, &mine, w.batch, &device)?;
-        }
+        warm(net, w.train_step, &space, &mine, w.batch, &device)?;
     } else {
         let net = ShuffleNasNetConfig::new(space.clone(), w.architecture(&space)?).init::<Training>(&device)?;
-        if w.train_step {
-            warm_up_training(&net, &space, &mine, w.batch, &device)?;
-        } else {
-            warm_up(&net.valid(), &space, &mine, w.batch, &device)?;
-        }
+        warm(net, w.train_step, &space, &mine, w.batch, &device)?;
     }
     println!(
         "{}",
@@ -146,4 +141,24 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         })
     );
     Ok(())
+}
+
+/// Warms `net`'s training kernels (`train`), or those of its inference form (`valid()`).
+fn warm<N>(
+    net: N,
+    train: bool,
+    space: &SearchSpace,
+    pieces: &[WarmPiece],
+    batch: usize,
+    device: &Device,
+) -> Result<(), WarmUpError>
+where
+    N: AutodiffModule<Training> + Pieces<Training>,
+    N::InnerModule: Pieces<Inference>,
+{
+    if train {
+        warm_up_training(&net, space, pieces, batch, device)
+    } else {
+        warm_up(&net.valid(), space, pieces, batch, device)
+    }
 }
