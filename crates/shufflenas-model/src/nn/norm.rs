@@ -127,13 +127,13 @@ fn first<B: Backend>(t: Tensor<B, 1>, c: usize) -> Tensor<B, 1> {
     if t.dims()[0] == c { t } else { t.slice([0..c]) }
 }
 
-/// `[C]` → `[N, C, 1, 1]`. Materialising the batch dimension lets CPU backends use
-/// their per-row fast path (a `[1, C, 1, 1]` broadcast over `N > 1` falls back to a
-/// scalar strided loop in flex, 30× slower).
-fn per_channel<B: Backend>(t: Tensor<B, 1>, batch: usize) -> Tensor<B, 4> {
+/// `[C]` → `[1, C, 1, 1]`, broadcast over the batch and the plane. The patched flex
+/// runs it as a per-channel SIMD loop (vendor/burn-flex/PATCHED.md, item 8); the CubeCL
+/// backends fuse it into the surrounding element-wise kernel, which a materialised
+/// `[N, C, 1, 1]` (`repeat_dim`) prevented (docs/performance.md, GPU).
+fn per_channel<B: Backend>(t: Tensor<B, 1>) -> Tensor<B, 4> {
     let c = t.dims()[0];
-    let t = t.reshape([1, c, 1, 1]);
-    if batch == 1 { t } else { t.repeat_dim(0, batch) }
+    t.reshape([1, c, 1, 1])
 }
 
 impl<B: Backend> SlicedBatchNorm<B> {
@@ -221,9 +221,8 @@ impl<B: Backend> SlicedBatchNorm<B> {
     }
 
     fn normalize(&self, x: Tensor<B, 4>, mean: Tensor<B, 1>, var: Tensor<B, 1>) -> Tensor<B, 4> {
-        let n = x.dims()[0];
         let (scale, shift) = self.affine(mean, var, x.dtype());
-        x.mul(per_channel(scale, n)).add(per_channel(shift, n))
+        x.mul(per_channel(scale)).add(per_channel(shift))
     }
 
     /// `scale = γ / √(var + ε)` and `shift = β − mean · scale` over the first `C` channels

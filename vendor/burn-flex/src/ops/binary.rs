@@ -158,6 +158,10 @@ enum BroadcastView {
         outer_count: usize,
         row_len: usize,
         rhs_scalar_base: usize,
+        // shufflenas patch: rhs holds `period` scalars, repeated along leading
+        // broadcast dims (`outer_count` = repeats · `period`): `[1, C, 1, 1]` against
+        // `[N, C, H, W]` has period C. Equal to `outer_count` without such dims.
+        period: usize,
     },
 }
 
@@ -228,27 +232,32 @@ fn detect_broadcast_pattern(lhs: &Layout, rhs: &FlexTensor) -> Option<BroadcastV
         }
         // The outer dims must walk rhs's storage contiguously in
         // row-major order.
+        // shufflenas patch: after leading broadcast (stride-0) dims, which
+        // repeat the scalars (`period` below).
         let outer_ndims = ndims - inner_dims;
+        let leading_broadcast = (0..outer_ndims).take_while(|&d| rhs_strides[d] == 0).count();
         let mut expected: isize = 1;
-        for d in (0..outer_ndims).rev() {
+        for d in (leading_broadcast..outer_ndims).rev() {
             if rhs_strides[d] != expected {
                 return None;
             }
             expected *= lhs_shape[d] as isize;
         }
         let outer_count: usize = (0..outer_ndims).map(|d| lhs_shape[d]).product();
+        let period: usize = (leading_broadcast..outer_ndims).map(|d| lhs_shape[d]).product();
         if outer_count == 0 || row_len == 0 {
             return None;
         }
         let rhs_scalar_base = rhs_layout.start_offset();
-        // Bounds: kernel reads `rhs_storage[base..base+outer_count]`.
-        if rhs_scalar_base.checked_add(outer_count)? > rhs_storage_elems {
+        // Bounds: kernel reads `rhs_storage[base..base+period]`.
+        if rhs_scalar_base.checked_add(period)? > rhs_storage_elems {
             return None;
         }
         return Some(BroadcastView::PerRowScalar {
             outer_count,
             row_len,
             rhs_scalar_base,
+            period,
         });
     }
 
@@ -314,8 +323,11 @@ fn run_broadcast_pattern_f32(
             outer_count,
             row_len,
             rhs_scalar_base,
+            period,
         } => {
-            let scalars = &rhs_storage[rhs_scalar_base..rhs_scalar_base + outer_count];
+            // shufflenas patch: `period` scalars, cycled over the `outer_count` rows.
+            let scalars = &rhs_storage[rhs_scalar_base..rhs_scalar_base + period];
+            let dst = &mut dst[..outer_count * row_len];
             // One monomorphized helper per op. The closure is statically
             // known at each call site so LLVM still autovectorizes the
             // inner scalar loop, and the outer op dispatch happens once.
@@ -338,9 +350,9 @@ fn per_row_scalar_apply<Op>(dst: &mut [f32], scalars: &[f32], row_len: usize, op
 where
     Op: Fn(f32, f32) -> f32,
 {
-    for (i, &scalar) in scalars.iter().enumerate() {
-        let start = i * row_len;
-        for x in dst[start..start + row_len].iter_mut() {
+    // shufflenas patch: rows cycle through `scalars` (`dst` may hold several periods).
+    for (row, &scalar) in dst.chunks_exact_mut(row_len).zip(scalars.iter().cycle()) {
+        for x in row.iter_mut() {
             *x = op(*x, scalar);
         }
     }
