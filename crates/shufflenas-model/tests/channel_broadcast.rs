@@ -16,7 +16,7 @@ fn floats<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
 }
 
 /// `op(x[n, c, p], s[c])` for every element of `x [n, c, plane]`.
-fn reference(x: &[f32], s: &[f32], [n, c, plane]: [usize; 3], op: fn(f32, f32) -> f32) -> Vec<f32> {
+fn reference(x: &[f32], s: &[f32], [n, c, plane]: [usize; 3], op: ScalarOp) -> Vec<f32> {
     let mut out = Vec::with_capacity(x.len());
     for i in 0..n {
         for (ch, &scalar) in s.iter().enumerate().take(c) {
@@ -29,8 +29,9 @@ fn reference(x: &[f32], s: &[f32], [n, c, plane]: [usize; 3], op: fn(f32, f32) -
 }
 
 type TensorOp = fn(Tensor<B, 4>, Tensor<B, 4>) -> Tensor<B, 4>;
+type ScalarOp = fn(f32, f32) -> f32;
 
-const OPS: [(&str, TensorOp, fn(f32, f32) -> f32); 4] = [
+const OPS: [(&str, TensorOp, ScalarOp); 4] = [
     ("add", |a, b| a + b, |a, b| a + b),
     ("sub", |a, b| a - b, |a, b| a - b),
     ("mul", |a, b| a * b, |a, b| a * b),
@@ -76,7 +77,7 @@ fn strided_left_operand_and_sliced_scalars() {
     // `[3, 5, 4, 6]` seen through swapped axes: a strided left operand.
     let swapped = x.swap_dims(0, 1);
     let wide = Tensor::cat(vec![s.clone(), s.clone() * 3.0], 0);
-    let sliced = wide.slice([3..8]);
+    let sliced = wide.narrow(0, 3, 5);
     let xs = floats(swapped.clone());
     let got = floats(swapped * sliced.clone().reshape([1, 5, 1, 1]));
     assert_eq!(got, reference(&xs, &floats(sliced), [3, 5, 24], |a, b| a * b));
