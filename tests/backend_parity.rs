@@ -44,16 +44,23 @@ struct UnitRun {
     weight: Vec<f32>,
 }
 
-/// Output, input gradient and weight/gamma gradients of a sliced 1×1 conv → BN → hard-swish.
-fn sliced_unit<B: AutodiffBackend>(device: &B::Device, weights: Option<Vec<f32>>) -> UnitRun {
-    let mut unit = ConvBnActConfig::pointwise(24, 48, Some(Activation::HardSwish)).init::<B>(device);
+/// Output, input gradient and weight/gamma gradients of a sliced conv → BN (→ activation)
+/// unit run at `out` channels on `input`; `weights` replaces the initial weights.
+fn sliced_unit<B: AutodiffBackend>(
+    config: &ConvBnActConfig,
+    input: [usize; 4],
+    out: usize,
+    device: &B::Device,
+    weights: Option<Vec<f32>>,
+) -> UnitRun {
+    let mut unit = config.init::<B>(device);
     if let Some(w) = weights {
-        unit.conv.weight =
-            burn::module::Param::from_tensor(Tensor::from_data(TensorData::new(w, [48, 24, 1, 1]), device));
+        let dims = unit.conv.weight.dims();
+        unit.conv.weight = burn::module::Param::from_tensor(Tensor::from_data(TensorData::new(w, dims), device));
     }
     let w0 = values(unit.conv.weight.val());
-    let x = Tensor::<B, 4>::from_data(host_input([4, 20, 16, 16], 3), device).require_grad();
-    let y = unit.forward(x.clone(), 30);
+    let x = Tensor::<B, 4>::from_data(host_input(input, 3), device).require_grad();
+    let y = unit.forward(x.clone(), out);
     let loss = y.clone().powi_scalar(2).mean();
     let grads = loss.backward();
     let gx = x.grad(&grads).expect("input gradient");
@@ -62,6 +69,14 @@ fn sliced_unit<B: AutodiffBackend>(device: &B::Device, weights: Option<Vec<f32>>
     let bn = unit.bn.as_ref().expect("bn");
     let gg = params.get::<B::InnerBackend, 1>(bn.gamma.id).expect("gamma gradient");
     UnitRun { output: values(y), input_grad: values(gx), weight_grad: values(gw), gamma_grad: values(gg), weight: w0 }
+}
+
+/// The unit on this backend against flex with the same weights.
+fn unit_on_both(config: &ConvBnActConfig, input: [usize; 4], out: usize) -> (UnitRun, UnitRun) {
+    let device = backend::device().expect("backend device");
+    let ours = sliced_unit::<Training>(config, input, out, &device, None);
+    let reference = sliced_unit::<Reference>(config, input, out, &Default::default(), Some(ours.weight.clone()));
+    (ours, reference)
 }
 
 /// Relative tolerance of a float32 convolution on this backend against flex. On CUDA,
@@ -73,9 +88,8 @@ const CONV_TOLERANCE: f32 = if cfg!(feature = "cuda") { 3e-3 } else { 1e-4 };
 
 #[test]
 fn sliced_conv_bn_and_gradients_match_flex() {
-    let device = backend::device().expect("backend device");
-    let ours = sliced_unit::<Training>(&device, None);
-    let reference = sliced_unit::<Reference>(&Default::default(), Some(ours.weight.clone()));
+    let config = ConvBnActConfig::pointwise(24, 48, Some(Activation::HardSwish));
+    let (ours, reference) = unit_on_both(&config, [4, 20, 16, 16], 30);
     let gradient_tolerance = CONV_TOLERANCE.max(1e-3);
     assert_close(&ours.output, &reference.output, CONV_TOLERANCE, "output");
     assert_close(&ours.input_grad, &reference.input_grad, gradient_tolerance, "input gradient");
@@ -84,6 +98,25 @@ fn sliced_conv_bn_and_gradients_match_flex() {
     // Outside the 30 active filters the gradient is exactly zero on every backend.
     assert!(ours.weight_grad[30 * 24..].iter().all(|v| *v == 0.0));
     assert!(ours.gamma_grad[30..].iter().all(|v| *v == 0.0));
+}
+
+// Depthwise convs (the vendored burn-cubecl's own weight-gradient kernel on the CubeCL
+// backends, vendor/burn-cubecl/PATCHED.md): 27 of 40 channels active, kernels 3/5/7,
+// strides 1/2 on a 9×9 plane (stride 2 leaves a ragged edge), plain float32 arithmetic
+// (no tensor cores) on every backend.
+#[test]
+fn sliced_depthwise_convs_and_gradients_match_flex() {
+    for (kernel, stride) in [(3, 1), (5, 2), (7, 1), (3, 2)] {
+        // An activation after the BN: `mean(BN(x)²)` alone is constant in x.
+        let config = ConvBnActConfig::depthwise(40, kernel, stride).with_activation(Some(Activation::HardSwish));
+        let (ours, reference) = unit_on_both(&config, [3, 27, 9, 9], 27);
+        let what = |part: &str| format!("depthwise {kernel}x{kernel} stride {stride}: {part}");
+        assert_close(&ours.output, &reference.output, 1e-4, &what("output"));
+        assert_close(&ours.input_grad, &reference.input_grad, 1e-3, &what("input gradient"));
+        assert_close(&ours.weight_grad, &reference.weight_grad, 1e-3, &what("weight gradient"));
+        assert_close(&ours.gamma_grad, &reference.gamma_grad, 1e-3, &what("gamma gradient"));
+        assert!(ours.weight_grad[27 * kernel * kernel..].iter().all(|v| *v == 0.0), "{}", what("inactive filters"));
+    }
 }
 
 /// Eval output of one choice block run at `mid` channels, and of its narrowed copy.

@@ -82,9 +82,14 @@ tar -cz -C "$CACHE" autotune | split -b 15m - "$OUT/autotune.tgz.part-"
 echo "== phase B (timed, one at a time) at ${SECONDS}s" | tee -a "$OUT/results.jsonl"
 step 90 $BIN/latency --batch 256 --size 224 --iters 5
 step 40 $PEER --batch 256 --size 224 --iters 20
-# Per-kernel GPU time of the same forward (every kernel timed on its own, so slower).
+# Per-kernel GPU time of the same forward (every kernel timed on its own, so slower):
+# 3 warm-up passes + 1, summarised per kernel family (benches/gpu/profile_summary.py).
+rm -f profile.log
 CUBECL_DEBUG_OPTION=profile step 60 $BIN/latency --batch 256 --size 224 --iters 1
-[ -f profile.log ] && cp profile.log "$OUT/"
+if [ -f profile.log ]; then
+  cp profile.log "$OUT/"
+  python3 "$ROOT/benches/gpu/profile_summary.py" profile.log --passes 4 | tee "$OUT/profile_summary.txt"
+fi
 step 120 $BIN/latency --batch 256 --size 224 --iters 3 --train-step --supernet
 step 50 $PEER --batch 256 --size 224 --iters 10 --train-step --supernet
 step 90 $BIN/latency --batch 256 --size 224 --iters 5 --fuse-bn

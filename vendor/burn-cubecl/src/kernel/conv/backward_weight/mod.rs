@@ -1,0 +1,10 @@
+// shufflenas patch: depthwise weight gradient kernels.
+pub(crate) mod depthwise;
+pub mod fallback;
+pub mod implicit_gemm;
+
+#[cfg(feature = "autotune")]
+pub mod tune;
+
+#[cfg(feature = "autotune")]
+pub(crate) use tune::*;
