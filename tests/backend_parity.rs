@@ -6,6 +6,7 @@ use burn::backend::{Autodiff, Flex};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
+use burn::tensor::ops::ConvOptions;
 use shufflenas::backend::{self, Training};
 use shufflenas::model::nn::{ChoiceBlockConfig, ConvBnActConfig};
 use shufflenas::model::{Activation, BlockChoice, BlockPlan, SearchSpace};
@@ -116,6 +117,31 @@ fn sliced_depthwise_convs_and_gradients_match_flex() {
         assert_close(&ours.weight_grad, &reference.weight_grad, 1e-3, &what("weight gradient"));
         assert_close(&ours.gamma_grad, &reference.gamma_grad, 1e-3, &what("gamma gradient"));
         assert!(ours.weight_grad[27 * kernel * kernel..].iter().all(|v| *v == 0.0), "{}", what("inactive filters"));
+    }
+}
+
+/// Output, input gradient and weight gradient of `Σ y²` for `y` a depthwise conv with
+/// every parameter different along H and W.
+fn asymmetric_depthwise<B: AutodiffBackend>(device: &B::Device) -> [Vec<f32>; 3] {
+    let channels = 6;
+    let x = Tensor::<B, 4>::from_data(host_input([2, channels, 7, 10], 5), device).require_grad();
+    let w = Tensor::<B, 4>::from_data(host_input([channels, 1, 3, 5], 6), device).require_grad();
+    let options = ConvOptions::new([1, 2], [0, 2], [2, 1], channels);
+    let y = burn::tensor::module::conv2d(x.clone(), w.clone(), None, options);
+    let grads = y.clone().powi_scalar(2).sum().backward();
+    let (gx, gw) = (x.grad(&grads).expect("input gradient"), w.grad(&grads).expect("weight gradient"));
+    [values(y), values(gx), values(gw)]
+}
+
+// A 7×10 plane, a 3×5 kernel, strides [1, 2], dilations [2, 1], paddings [0, 2]: a
+// kernel that mixes up the H and W roles of any of them fails here.
+#[test]
+fn asymmetric_depthwise_conv_gradients_match_flex() {
+    let device = backend::device().expect("backend device");
+    let ours = asymmetric_depthwise::<Training>(&device);
+    let reference = asymmetric_depthwise::<Reference>(&Default::default());
+    for ((o, r), what) in ours.iter().zip(&reference).zip(["output", "input gradient", "weight gradient"]) {
+        assert_close(o, r, 1e-4, &format!("asymmetric depthwise: {what}"));
     }
 }
 

@@ -153,7 +153,8 @@ enum BroadcastView {
     },
     /// rhs's inner `row_len` elements are all the same scalar,
     /// stepping through `outer_count` scalars along the outer dims
-    /// starting at `rhs_scalar_base` in rhs's storage.
+    /// starting at `rhs_scalar_base` in rhs's storage (shufflenas patch:
+    /// `period` scalars, cycled).
     PerRowScalar {
         outer_count: usize,
         row_len: usize,
@@ -341,8 +342,8 @@ fn run_broadcast_pattern_f32(
     }
 }
 
-/// Apply `dst[r * row_len + j] = op(dst[r * row_len + j], scalars[r])`
-/// for `r in 0..scalars.len(), j in 0..row_len`. Generic over `Op` so
+/// Apply `dst[r * row_len + j] = op(dst[r * row_len + j], scalars[r % scalars.len()])`
+/// for `r in 0..dst.len() / row_len, j in 0..row_len` (shufflenas patch: cycled). Generic over `Op` so
 /// each call site gets a monomorphized, autovectorizable inner loop.
 #[cfg(feature = "simd")]
 #[inline]

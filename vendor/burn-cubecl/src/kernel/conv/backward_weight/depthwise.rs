@@ -1,19 +1,21 @@
 //! shufflenas patch: the weight gradient of a depthwise 2-D convolution (one input and
 //! one output channel per group) in two launches, instead of the grouped fallback's
 //! loop of one slice, convolution and slice-assign per channel (thousands of launches
-//! per training step of a mobile CNN, each a new autotune key).
+//! per training step of a mobile CNN).
 //!
 //! `dW[c, ky, kx] = Σ_{n, oy, ox} dy[n, oy, ox, c] · x[n, oy·s + ky·d − p, ox·s + kx·d − p, c]`
 //!
 //! 1. `partial_kernel`: one unit per (row chunk, tap, channel), channels innermost so
 //!    neighbouring units read neighbouring channels of the NHWC tensors; each sums its
 //!    tap over `ROWS_PER_CHUNK` output rows `(n, oy)` in order, into `[chunks, taps, C]`.
-//! 2. `sum_kernel`: one unit per weight element, summing its chunks in order.
+//! 2. `sum_kernel`: one unit per weight element (channels innermost again), summing its
+//!    chunks in order.
 //!
-//! The order of every sum is fixed, so the result does not depend on the launch
-//! geometry: deterministic.
+//! Products and sums are float32 whatever the element type (a half-precision sum over
+//! a batch-256 plane would lose the gradient), cast once at the end. The order of every
+//! sum is fixed, so the result does not depend on the launch geometry: deterministic.
 
-use burn_backend::ops::ConvOptions;
+use burn_backend::{DType, ops::ConvOptions};
 use burn_std::Shape;
 use cubecl::{calculate_cube_count_elemwise, prelude::*};
 
@@ -40,12 +42,12 @@ struct DepthwiseGradArgs {
 }
 
 /// `input [N, H, W, C]`, `out_grad [N, OH, OW, C]` (channel stride 1), `partial
-/// [chunks, KH·KW, C]` contiguous.
+/// [chunks, KH·KW, C]` contiguous float32.
 #[cube(launch_unchecked, address_type = "dynamic")]
 fn partial_kernel<E: Numeric>(
     input: &Tensor<E>,
     out_grad: &Tensor<E>,
-    partial: &mut Tensor<E>,
+    partial: &mut Tensor<f32>,
     args: DepthwiseGradArgs,
     #[define(E)] _dtype: StorageType,
 ) {
@@ -69,7 +71,7 @@ fn partial_kernel<E: Numeric>(
     let row_start = chunk * args.rows_per_chunk;
     let row_end = clamp_max(row_start + args.rows_per_chunk, rows);
 
-    let mut sum = E::from_int(0);
+    let mut sum = 0f32;
     for row in row_start..row_end {
         let n = row / out_h;
         let oy = row % out_h;
@@ -80,8 +82,8 @@ fn partial_kernel<E: Numeric>(
             for ox in 0..out_w {
                 let ix = (ox * args.stride_1 + kx * args.dilation_1) as i32 - args.padding_1 as i32;
                 if ix >= 0 && ix < in_w {
-                    sum += out_grad[grad_base + ox * out_grad.stride(2)]
-                        * input[in_base + ix as usize * input.stride(2)];
+                    sum += f32::cast_from(out_grad[grad_base + ox * out_grad.stride(2)])
+                        * f32::cast_from(input[in_base + ix as usize * input.stride(2)]);
                 }
             }
         }
@@ -89,10 +91,11 @@ fn partial_kernel<E: Numeric>(
     partial[ABSOLUTE_POS] = sum;
 }
 
-/// `partial [chunks, taps, C]` → `weight_grad [C, taps]` (contiguous).
+/// `partial [chunks, taps, C]` (float32) → `weight_grad [C, taps]` (contiguous, `E`).
+/// Unit `tap · C + c`, so neighbouring units read neighbouring partial sums.
 #[cube(launch_unchecked, address_type = "dynamic")]
 fn sum_kernel<E: Numeric>(
-    partial: &Tensor<E>,
+    partial: &Tensor<f32>,
     weight_grad: &mut Tensor<E>,
     #[define(E)] _dtype: StorageType,
 ) {
@@ -102,13 +105,13 @@ fn sum_kernel<E: Numeric>(
     let chunks = partial.shape(0);
     let taps = partial.shape(1);
     let channels = partial.shape(2);
-    let c = ABSOLUTE_POS / taps;
-    let tap = ABSOLUTE_POS % taps;
-    let mut sum = E::from_int(0);
+    let tap = ABSOLUTE_POS / channels;
+    let c = ABSOLUTE_POS % channels;
+    let mut sum = 0f32;
     for chunk in 0..chunks {
         sum += partial[(chunk * taps + tap) * channels + c];
     }
-    weight_grad[ABSOLUTE_POS] = sum;
+    weight_grad[c * taps + tap] = E::cast_from(sum);
 }
 
 /// Whether [`depthwise_weight_grad`] handles this convolution: 2-D, every group one
@@ -137,7 +140,7 @@ pub(crate) fn depthwise_weight_grad<R: CubeRuntime, const N_DIM: usize>(
     let device = input.device.clone();
     let dtype = input.dtype;
 
-    let partial = empty_device_dtype(client.clone(), device.clone(), Shape::new([chunks, taps, channels]), dtype);
+    let partial = empty_device_dtype(client.clone(), device.clone(), Shape::new([chunks, taps, channels]), DType::F32);
     let units = partial.meta.num_elements();
     let cube_dim = CubeDim::new(&client, units);
     let cube_count = calculate_cube_count_elemwise(&client, units, cube_dim);
