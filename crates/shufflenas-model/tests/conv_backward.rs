@@ -203,6 +203,7 @@ fn pointwise_and_depthwise_forward_with_bias_match_the_reference() {
         depthwise(3, 44, [1, 1], 5, 1),
         depthwise(2, 51, [4, 4], 7, 2),
         depthwise(2, 8, [9, 11], 3, 1),
+        Case { batch: 2, c_in: 3, c_out: 16, size: [23, 19], kernel: 3, stride: 2, padding: 1, groups: 1 },
     ];
     for case in cases {
         let Case { batch, c_in, c_out, size: [h, w], kernel, stride, padding, groups } = case;
@@ -223,17 +224,48 @@ fn pointwise_and_depthwise_forward_with_bias_match_the_reference() {
     }
 }
 
+/// Convolutions with one group and up to 4 input and 16 output channels (a stem) take
+/// the patched flex's few-channel forward kernel: planes large enough for its unrolled
+/// SIMD loop and too small for one vector, strides 1 to 3, no padding and padding beyond
+/// the kernel, 1 to 4 input channels.
+#[test]
+fn few_channel_convolutions_match_the_reference() {
+    let few = |batch, c_in, c_out, size, kernel, stride, padding| Case {
+        batch,
+        c_in,
+        c_out,
+        size,
+        kernel,
+        stride,
+        padding,
+        groups: 1,
+    };
+    let cases = [
+        // The stem: 3×3 stride 2 from 3 channels.
+        few(2, 3, 16, [9, 9], 3, 2, 1),
+        few(3, 3, 16, [40, 37], 3, 2, 1),
+        // A stride that leaves an extra tap, and no padding.
+        few(1, 4, 4, [8, 8], 3, 2, 0),
+        few(2, 1, 7, [33, 20], 5, 1, 2),
+        few(2, 2, 1, [17, 26], 7, 3, 4),
+        few(1, 3, 9, [6, 5], 1, 1, 0),
+        few(2, 4, 16, [12, 15], 3, 1, 5),
+    ];
+    for (index, case) in cases.into_iter().enumerate() {
+        check(case, index % 2 == 0);
+    }
+}
+
 #[test]
 fn other_convolutions_take_the_default_path_and_match_the_reference() {
     let cases = [
-        // The stem: 3×3 stride 2 from 3 channels.
-        Case { batch: 2, c_in: 3, c_out: 16, size: [9, 9], kernel: 3, stride: 2, padding: 1, groups: 1 },
         // 1×1 with stride 2 (not the pointwise kernel).
         Case { batch: 2, c_in: 6, c_out: 5, size: [7, 8], kernel: 1, stride: 2, padding: 0, groups: 1 },
         // Grouped, not depthwise.
         Case { batch: 2, c_in: 8, c_out: 12, size: [6, 6], kernel: 3, stride: 1, padding: 1, groups: 4 },
-        // A stride that leaves an extra tap.
-        Case { batch: 1, c_in: 4, c_out: 4, size: [8, 8], kernel: 3, stride: 2, padding: 0, groups: 1 },
+        // More channels than the few-channel kernel takes.
+        Case { batch: 2, c_in: 5, c_out: 6, size: [9, 7], kernel: 3, stride: 2, padding: 1, groups: 1 },
+        Case { batch: 1, c_in: 3, c_out: 17, size: [8, 8], kernel: 3, stride: 2, padding: 1, groups: 1 },
     ];
     for (index, case) in cases.into_iter().enumerate() {
         check(case, index % 2 == 0);

@@ -1,7 +1,8 @@
 //! shufflenas patch: direct f32 backward kernels for the two convolutions that
 //! dominate mobile CNN training, pointwise (1×1, stride 1, no padding, groups 1)
 //! and depthwise (groups == C_in == C_out, dilation 1), and the depthwise forward
-//! ([`depthwise_forward`], on the same [`Phases`] layout).
+//! ([`depthwise_forward`], on the same [`Phases`] layout) and that of convolutions
+//! with few channels, such as a stem ([`few_channel_forward`], the same form).
 //!
 //! Burn's default backward goes through `conv_transpose2d` (single-threaded,
 //! one GEMM of depth 1 plus a scalar col2im per batch item and channel, for
@@ -82,15 +83,25 @@ impl Depthwise {
             return None;
         }
         let channels = xs[1];
-        let depthwise = options.groups == channels
-            && channels > 1
-            && ws[0] == channels
-            && ws[1] == 1
+        let depthwise = options.groups == channels && channels > 1 && ws[0] == channels && ws[1] == 1;
+        if !depthwise {
+            return None;
+        }
+        Self::of_planes(x, weight, options)
+    }
+
+    /// The geometry of each (input plane, output plane) pair of `x ⊛ weight`, an f32
+    /// conv2d with dilation 1 and strides up to `MAX_STRIDE`; `channels` holds the
+    /// input channels.
+    fn of_planes(x: &FlexTensor, weight: &FlexTensor, options: &ConvOptions<2>) -> Option<Self> {
+        let (xs, ws) = (x.layout().shape(), weight.layout().shape());
+        let plain = xs.num_dims() == 4
+            && ws.num_dims() == 4
             && ws[2] >= 1
             && ws[3] >= 1
             && options.dilation == [1, 1]
             && options.stride.iter().all(|&s| (1..=MAX_STRIDE).contains(&s));
-        if !(all_f32(&[x, weight]) && depthwise) {
+        if !(all_f32(&[x, weight]) && plain) {
             return None;
         }
         let out = |input: usize, kernel: usize, axis: usize| {
@@ -98,7 +109,7 @@ impl Depthwise {
         };
         Some(Self {
             batch: xs[0],
-            channels,
+            channels: xs[1],
             in_h: xs[2],
             in_w: xs[3],
             out_h: out(xs[2], ws[2], 0)?,
@@ -277,6 +288,64 @@ pub(crate) fn depthwise_forward(
         }
     });
     tensor(y, [batch, channels, out_h, out_w])
+}
+
+/// Input channels up to which a conv2d with one group takes [`few_channel_forward`].
+const FEW_CHANNELS_IN: usize = 4;
+
+/// Output channels up to which a conv2d with one group takes [`few_channel_forward`]
+/// (flex's own small-channel kernel takes the same convolutions).
+const FEW_CHANNELS_OUT: usize = 16;
+
+/// Forward of an f32 conv2d with one group and few input and output channels, such as
+/// a mobile CNN's first convolution (RGB → 16, 3×3, stride 2), in the form of
+/// [`depthwise_forward`]: each batch item's input planes are laid out as phase planes
+/// once, one after the other, and each output vector stays in a SIMD register while
+/// the products of every (input channel, tap) pair are added to it in order. Flex's
+/// kernel adds one tap of one input channel to one output row at a time, and walks
+/// stride-2 inputs element by element. `None` for other convolutions.
+///
+/// `[N, C_in, H, W] ⊛ weight [C_out, C_in, kh, kw] (+ bias [C_out])` → `[N, C_out, H', W']`.
+pub(crate) fn few_channel_forward(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: Option<&[f32]>,
+    options: &ConvOptions<2>,
+) -> Option<FlexTensor> {
+    let ws = weight.layout().shape();
+    let few = options.groups == 1
+        && ws.num_dims() == 4
+        && (1..=FEW_CHANNELS_IN).contains(&ws[1])
+        && (1..=FEW_CHANNELS_OUT).contains(&ws[0]);
+    let geometry = Depthwise::of_planes(x, weight, options).filter(|g| few && g.channels == ws[1])?;
+    let (x, weight) = (x.to_contiguous(), weight.to_contiguous());
+    let (xd, w): (&[f32], &[f32]) = (x.storage(), weight.storage());
+    let Depthwise { batch, channels: c_in, in_h, in_w, out_h, out_w, kernel_h, kernel_w, .. } = geometry;
+    let c_out = ws[0];
+    let phases = geometry.phases();
+    // Input channel `c`'s phase planes start at `c · phases.len()`; the reads that run
+    // past a channel's planes feed only discarded outputs (as in `depthwise_forward`).
+    let tap_offsets = phases.tap_offsets();
+    let channel_len = phases.len();
+    let offsets: Vec<usize> = (0..c_in).flat_map(|c| tap_offsets.iter().map(move |&o| c * channel_len + o)).collect();
+    let weights_per_output = c_in * kernel_h * kernel_w;
+    let pitched_len = (out_h * phases.pitch).next_multiple_of(VECTOR_PAD);
+    let mut y = vec![0.0f32; batch * c_out * out_h * out_w];
+    let mut x_phases = vec![0.0f32; c_in * channel_len + VECTOR_PAD];
+    for (item, y_item) in y.chunks_exact_mut(c_out * out_h * out_w).enumerate() {
+        for (c, channel_phases) in x_phases.chunks_exact_mut(channel_len).take(c_in).enumerate() {
+            phases.gather(&xd[(item * c_in + c) * in_h * in_w..][..in_h * in_w], channel_phases);
+        }
+        let x_phases = &x_phases;
+        for_each_chunk_with(y_item, out_h * out_w, || vec![0.0f32; pitched_len], |y_pitched, o, y_plane| {
+            y_pitched.fill(bias.map_or(0.0, |b| b[o]));
+            accumulate_taps(y_pitched, x_phases, &offsets, &w[o * weights_per_output..][..weights_per_output]);
+            for (row, dst) in y_pitched.chunks_exact(phases.pitch).zip(y_plane.chunks_exact_mut(out_w)) {
+                dst.copy_from_slice(&row[..out_w]);
+            }
+        });
+    }
+    Some(tensor(y, [batch, c_out, out_h, out_w]))
 }
 
 /// A multiple of every SIMD width in f32 lanes (16 with AVX-512).

@@ -69,9 +69,10 @@ fn swap_outer(data: &[f32], a: usize, b: usize, inner: usize) -> Vec<f32> {
 }
 
 /// Forward f32 depthwise conv2d (on a small plane with the tap list, else with
-/// `conv_backward::depthwise_forward`) or pointwise conv2d on a small plane, or
-/// `None` when neither applies (other convs and dtypes, or pointwise planes large
-/// enough for flex's own GEMM per batch item).
+/// `conv_backward::depthwise_forward`), conv2d with few channels
+/// (`conv_backward::few_channel_forward`, a stem) or pointwise conv2d on a small
+/// plane, or `None` when none applies (other convs and dtypes, or pointwise planes
+/// large enough for flex's own GEMM per batch item).
 ///
 /// `[N, C_in, H, W] ⊛ weight (+ bias [C_out])` → `[N, C_out, H', W']`.
 pub(crate) fn conv2d_f32(
@@ -92,6 +93,9 @@ pub(crate) fn conv2d_f32(
             Some(taps) => depthwise_forward(x, weight, bias, &taps),
             None => conv_backward::depthwise_forward(x, weight, bias, &geometry),
         });
+    }
+    if let Some(y) = conv_backward::few_channel_forward(x, weight, bias, options) {
+        return Some(y);
     }
     let [batch, c_in, c_out, plane] = pointwise_geometry(x, weight, options)?;
     if !(all_f32(&[x, weight]) && takes_batched_gemm(batch, plane)) {
