@@ -2,7 +2,8 @@
 //!
 //!     cargo bench --bench model
 //!
-//! Channel shuffle, each block kind at its stage size, SE, sliced vs unsliced conv,
+//! Channel shuffle, each block kind at its stage size, SE, sliced vs unsliced conv, the
+//! first conv (RGB → 16, stride 2) at 224,
 //! the conv backward kernels (depthwise 3/5/7 at strides 1 and 2, pointwise), the
 //! training batch norm (forward + backward),
 //! OneShot-S+ at batch 1 and 32, and a supernet training step at 32×32.
@@ -51,6 +52,15 @@ fn kernels(c: &mut Criterion) {
     group.bench_function("pointwise_sliced/160to96_of_320", |b| b.iter(|| sync(conv.forward(y.clone(), 96))));
     let exact = SlicedConv2dConfig::new(160, 96, 1).init::<Inference>(&device);
     group.bench_function("pointwise_unsliced/160to96", |b| b.iter(|| sync(exact.forward(y.clone(), 96))));
+    // The first conv (RGB → 16, 3×3, stride 2) at 224: the few-channel kernel on flex.
+    let stem_weight = random([16, 3, 3, 3], &device);
+    for batch in [1, 32] {
+        let image = random([batch, 3, 224, 224], &device);
+        group.bench_function(format!("stem_conv/3to16_3x3_s2_224_batch{batch}"), |b| {
+            let options = ConvOptions::new([2, 2], [1, 1], [1, 1], 1);
+            b.iter(|| sync(conv2d(image.clone(), stem_weight.clone(), None, options.clone())))
+        });
+    }
     group.finish();
 }
 
