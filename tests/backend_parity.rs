@@ -120,28 +120,41 @@ fn sliced_depthwise_convs_and_gradients_match_flex() {
     }
 }
 
-/// Output, input gradient and weight gradient of `Σ y²` for `y` a depthwise conv with
-/// every parameter different along H and W.
-fn asymmetric_depthwise<B: AutodiffBackend>(device: &B::Device) -> [Vec<f32>; 3] {
+/// Output, input gradient, weight and bias gradients of `Σ y²` for `y` a depthwise
+/// conv with a bias and every parameter different along H and W; with `channels_last`,
+/// the input is stored `[N, H, W, C]` (a permuted view, channel stride 1).
+fn asymmetric_depthwise<B: AutodiffBackend>(device: &B::Device, channels_last: bool) -> [Vec<f32>; 4] {
     let channels = 6;
-    let x = Tensor::<B, 4>::from_data(host_input([2, channels, 7, 10], 5), device).require_grad();
+    let x = if channels_last {
+        Tensor::<B, 4>::from_data(host_input([2, 7, 10, channels], 5), device).permute([0, 3, 1, 2])
+    } else {
+        Tensor::<B, 4>::from_data(host_input([2, channels, 7, 10], 5), device)
+    }
+    .require_grad();
     let w = Tensor::<B, 4>::from_data(host_input([channels, 1, 3, 5], 6), device).require_grad();
+    let b = Tensor::<B, 4>::from_data(host_input([1, 1, 1, channels], 7), device).reshape([channels]).require_grad();
     let options = ConvOptions::new([1, 2], [0, 2], [2, 1], channels);
-    let y = burn::tensor::module::conv2d(x.clone(), w.clone(), None, options);
+    let y = burn::tensor::module::conv2d(x.clone(), w.clone(), Some(b.clone()), options);
     let grads = y.clone().powi_scalar(2).sum().backward();
-    let (gx, gw) = (x.grad(&grads).expect("input gradient"), w.grad(&grads).expect("weight gradient"));
-    [values(y), values(gx), values(gw)]
+    let gradient = |t: Tensor<B, 4>, what: &str| values(t.grad(&grads).unwrap_or_else(|| panic!("{what} gradient")));
+    let gb = values(b.grad(&grads).expect("bias gradient"));
+    [values(y), gradient(x, "input"), gradient(w, "weight"), gb]
 }
 
-// A 7×10 plane, a 3×5 kernel, strides [1, 2], dilations [2, 1], paddings [0, 2]: a
-// kernel that mixes up the H and W roles of any of them fails here.
+// A 7×10 plane, a 3×5 kernel, strides [1, 2], dilations [2, 1], paddings [0, 2], a bias,
+// and the input stored NCHW or NHWC (the CubeCL backends' depthwise kernels follow the
+// input's layout): a kernel that mixes up the H and W roles of any of them, or the
+// layouts, fails here.
 #[test]
 fn asymmetric_depthwise_conv_gradients_match_flex() {
     let device = backend::device().expect("backend device");
-    let ours = asymmetric_depthwise::<Training>(&device);
-    let reference = asymmetric_depthwise::<Reference>(&Default::default());
-    for ((o, r), what) in ours.iter().zip(&reference).zip(["output", "input gradient", "weight gradient"]) {
-        assert_close(o, r, 1e-4, &format!("asymmetric depthwise: {what}"));
+    for channels_last in [false, true] {
+        let ours = asymmetric_depthwise::<Training>(&device, channels_last);
+        let reference = asymmetric_depthwise::<Reference>(&Default::default(), channels_last);
+        let parts = ["output", "input gradient", "weight gradient", "bias gradient"];
+        for ((o, r), what) in ours.iter().zip(&reference).zip(parts) {
+            assert_close(o, r, 1e-4, &format!("asymmetric depthwise (channels last: {channels_last}): {what}"));
+        }
     }
 }
 

@@ -9,7 +9,8 @@ use crate::{
     kernel::conv::{
         backward_data::{fallback::conv_data_backward_fallback, implicit_gemm::*},
         backward_weight::{fallback::conv_weight_backward_fallback, implicit_gemm::*},
-        forward::implicit_gemm::conv_gemm_simple_sync,
+        backward_weight::depthwise::is_depthwise,
+        forward::{depthwise::depthwise_forward, implicit_gemm::conv_gemm_simple_sync},
     },
     ops::{permute_nchw_to_nhwc, permute_nchw_to_nhwc_shape, permute_nhwc_to_nchw},
     tensor::CubeTensor,
@@ -79,6 +80,11 @@ pub fn conv_forward_nhwc<R: CubeRuntime, const N: usize>(
     options: ConvOptions<N>,
     strategy: ConvStrategy,
 ) -> Result<CubeTensor<R>, ConvSetupError> {
+    // shufflenas patch: depthwise convolutions in one layout-preserving kernel
+    // (`forward/depthwise.rs`), whatever the strategy.
+    if is_depthwise(weight.meta.shape(), &options) {
+        return Ok(depthwise_forward::<R, N>(input, weight, bias, options));
+    }
     match strategy {
         ConvStrategy::Direct => conv_direct::<R, N>(input, weight, bias, options),
         #[cfg(feature = "autotune")]

@@ -1,3 +1,5 @@
+// shufflenas patch: the depthwise forward kernel (`depthwise.rs`).
+pub(crate) mod depthwise;
 pub mod implicit_gemm;
 
 #[cfg(feature = "autotune")]

@@ -1,0 +1,156 @@
+//! shufflenas patch: the forward pass of a depthwise 2-D convolution (one input and one
+//! output channel per group) in one kernel that reads the input in whatever layout it
+//! has, and writes the output in the same one.
+//!
+//! `y[n, oy, ox, c] = b[c] + Σ_{ky, kx} w[c, ky, kx] · x[n, oy·s + ky·d − p, ox·s + kx·d − p, c]`
+//!
+//! 0.21 runs depthwise convolutions through `conv_direct`, which needs channel-stride-1
+//! (NHWC) input: a model's NCHW activations were copied to NHWC first (35 copies per
+//! OneShot-S+ forward), and the NHWC output went back to NCHW at the next op that needed
+//! it. Here each unit computes one output element; units run channels innermost when the
+//! input's channel stride is 1 (neighbouring units read neighbouring channels) and
+//! columns innermost otherwise (neighbouring units read neighbouring pixels of an NCHW
+//! plane), and the output gets the matching memory layout. Products and sums are float32
+//! for every element type, the taps added in order: deterministic.
+
+use burn_backend::ops::{ConvOptions, conv::calculate_conv_output_size};
+use burn_std::Shape;
+use cubecl::{calculate_cube_count_elemwise, prelude::*};
+
+use crate::{
+    CubeRuntime,
+    kernel::utils::address_type,
+    ops::{numeric::empty_device_dtype, permute_nchw_to_nhwc},
+    tensor::CubeTensor,
+};
+
+#[derive(CubeLaunch, CubeType)]
+struct DepthwiseArgs {
+    stride_0: usize,
+    stride_1: usize,
+    dilation_0: usize,
+    dilation_1: usize,
+    padding_0: usize,
+    padding_1: usize,
+}
+
+/// `input [N, H, W, C]`, `weight [C, KH, KW, 1]`, `bias [C]`, `output [N, OH, OW, C]`,
+/// all with any strides; unit order channels-innermost with `channels_last`, else
+/// columns-innermost (`[N, C, OH, OW]`).
+#[cube(launch_unchecked, address_type = "dynamic")]
+#[allow(unused_assignments)] // the coordinates' initial zeros (set in both branches)
+fn depthwise_kernel<E: Numeric>(
+    input: &Tensor<E>,
+    weight: &Tensor<E>,
+    bias: &ComptimeOption<Tensor<E>>,
+    output: &mut Tensor<E>,
+    args: DepthwiseArgs,
+    #[comptime] channels_last: bool,
+    #[define(E)] _dtype: StorageType,
+) {
+    if ABSOLUTE_POS >= output.len() {
+        terminate!();
+    }
+    let out_h = output.shape(1);
+    let out_w = output.shape(2);
+    let channels = output.shape(3);
+    let mut n = 0usize;
+    let mut oy = 0usize;
+    let mut ox = 0usize;
+    let mut c = 0usize;
+    if channels_last {
+        c = ABSOLUTE_POS % channels;
+        let rest = ABSOLUTE_POS / channels;
+        ox = rest % out_w;
+        let rest = rest / out_w;
+        oy = rest % out_h;
+        n = rest / out_h;
+    } else {
+        ox = ABSOLUTE_POS % out_w;
+        let rest = ABSOLUTE_POS / out_w;
+        oy = rest % out_h;
+        let rest = rest / out_h;
+        c = rest % channels;
+        n = rest / channels;
+    }
+
+    let in_h = input.shape(1) as i32;
+    let in_w = input.shape(2) as i32;
+    let kernel_0 = weight.shape(1);
+    let kernel_1 = weight.shape(2);
+    let in_base = n * input.stride(0) + c * input.stride(3);
+    let weight_base = c * weight.stride(0);
+
+    let bias: ComptimeOption<E> = bias.map(|bias| bias[c]);
+    let mut sum = f32::cast_from(bias.unwrap_or_default());
+    for ky in 0..kernel_0 {
+        let iy = (oy * args.stride_0 + ky * args.dilation_0) as i32 - args.padding_0 as i32;
+        if iy >= 0 && iy < in_h {
+            let in_row = in_base + iy as usize * input.stride(1);
+            let weight_row = weight_base + ky * weight.stride(1);
+            for kx in 0..kernel_1 {
+                let ix = (ox * args.stride_1 + kx * args.dilation_1) as i32 - args.padding_1 as i32;
+                if ix >= 0 && ix < in_w {
+                    sum += f32::cast_from(input[in_row + ix as usize * input.stride(2)])
+                        * f32::cast_from(weight[weight_row + kx * weight.stride(2)]);
+                }
+            }
+        }
+    }
+    let out_index = n * output.stride(0) + oy * output.stride(1) + ox * output.stride(2) + c * output.stride(3);
+    output[out_index] = E::cast_from(sum);
+}
+
+/// A depthwise convolution, NHWC view: `input [N, H, W, C]`, `weight [C, KH, KW, 1]`,
+/// `bias [C]` → `[N, OH, OW, C]`, stored channels-last when the input's channel stride
+/// is 1 and as `[N, C, OH, OW]` (a permuted view) otherwise. Takes the convolutions that
+/// `backward_weight::depthwise::is_depthwise` accepts.
+pub(crate) fn depthwise_forward<R: CubeRuntime, const N_DIM: usize>(
+    input: CubeTensor<R>,
+    weight: CubeTensor<R>,
+    bias: Option<CubeTensor<R>>,
+    options: ConvOptions<N_DIM>,
+) -> CubeTensor<R> {
+    let [batch, in_h, in_w, channels] = [0, 1, 2, 3].map(|d| input.meta.shape()[d]);
+    let [kernel_0, kernel_1] = [1, 2].map(|d| weight.meta.shape()[d]);
+    let out_h = calculate_conv_output_size(kernel_0, options.stride[0], options.padding[0], options.dilation[0], in_h);
+    let out_w = calculate_conv_output_size(kernel_1, options.stride[1], options.padding[1], options.dilation[1], in_w);
+    let client = input.client.clone();
+    let device = input.device.clone();
+    let dtype = input.dtype;
+    let channels_last = input.meta.strides()[3] == 1;
+    let output = if channels_last {
+        empty_device_dtype(client.clone(), device, Shape::new([batch, out_h, out_w, channels]), dtype)
+    } else {
+        permute_nchw_to_nhwc(empty_device_dtype(client.clone(), device, Shape::new([batch, channels, out_h, out_w]), dtype))
+    };
+    let units = output.meta.num_elements();
+    let cube_dim = CubeDim::new(&client, units);
+    let cube_count = calculate_cube_count_elemwise(&client, units, cube_dim);
+    let args = DepthwiseArgsLaunch::new(
+        options.stride[0],
+        options.stride[1],
+        options.dilation[0],
+        options.dilation[1],
+        options.padding[0],
+        options.padding[1],
+    );
+    // SAFETY: every unit checks its position against the output's length, decodes it
+    // into in-range coordinates, and bounds-checks every input position it reads.
+    unsafe {
+        depthwise_kernel::launch_unchecked(
+            &client,
+            cube_count,
+            cube_dim,
+            address_type!(input, weight, bias, output),
+            input.into_tensor_arg(),
+            weight.into_tensor_arg(),
+            bias.map(|bias| bias.into_tensor_arg()).into(),
+            output.clone().into_tensor_arg(),
+            args,
+            channels_last,
+            dtype.into(),
+        )
+    };
+    output
+}
