@@ -1,6 +1,8 @@
 //! The selected backend (`--features wgpu` or `cuda`; flex by default) against the
 //! flex reference on small shapes: sliced convolutions and BN with their gradients,
-//! and sliced-vs-extracted equality of choice blocks (the supernet-vs-subnet property). CI runs this on wgpu (Mesa lavapipe).
+//! depthwise and pointwise convolutions on every input layout, and sliced-vs-extracted
+//! equality of choice blocks (the supernet-vs-subnet property). CI runs this on wgpu
+//! (Mesa lavapipe).
 
 use burn::backend::{Autodiff, Flex};
 use burn::optim::GradientsParams;
@@ -154,6 +156,59 @@ fn asymmetric_depthwise_conv_gradients_match_flex() {
         let parts = ["output", "input gradient", "weight gradient", "bias gradient"];
         for ((o, r), what) in ours.iter().zip(&reference).zip(parts) {
             assert_close(o, r, 1e-4, &format!("asymmetric depthwise (channels last: {channels_last}): {what}"));
+        }
+    }
+}
+
+/// How a test input is stored.
+#[derive(Clone, Copy, Debug)]
+enum Storage {
+    /// `[N, C, H, W]`, contiguous.
+    ChannelsFirst,
+    /// Channels 3.. of a wider `[N, C + 5, H, W]` tensor.
+    ChannelSlice,
+    /// `[N, H, W, C]`, contiguous (a permuted view).
+    ChannelsLast,
+}
+
+/// Output, input gradient, weight and bias gradients of `Σ y²` for `y` a 1×1 conv with a
+/// bias (13 → 9 channels on 6×5 planes), its input stored as `storage` says.
+fn pointwise<B: AutodiffBackend>(device: &B::Device, storage: Storage) -> [Vec<f32>; 4] {
+    let [batch, channels, height, width] = [2, 13, 6, 5];
+    let x = match storage {
+        Storage::ChannelsFirst => Tensor::<B, 4>::from_data(host_input([batch, channels, height, width], 8), device),
+        Storage::ChannelSlice => Tensor::<B, 4>::from_data(host_input([batch, channels + 5, height, width], 8), device)
+            .slice([0..batch, 3..3 + channels]),
+        Storage::ChannelsLast => {
+            Tensor::<B, 4>::from_data(host_input([batch, height, width, channels], 8), device).permute([0, 3, 1, 2])
+        }
+    }
+    .require_grad();
+    let w = Tensor::<B, 4>::from_data(host_input([9, channels, 1, 1], 9), device).require_grad();
+    let b = Tensor::<B, 4>::from_data(host_input([1, 1, 1, 9], 10), device).reshape([9]).require_grad();
+    let y = burn::tensor::module::conv2d(
+        x.clone(),
+        w.clone(),
+        Some(b.clone()),
+        ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
+    );
+    let grads = y.clone().powi_scalar(2).sum().backward();
+    let gradient = |t: Tensor<B, 4>, what: &str| values(t.grad(&grads).unwrap_or_else(|| panic!("{what} gradient")));
+    let gb = values(b.grad(&grads).expect("bias gradient"));
+    [values(y), gradient(x, "input"), gradient(w, "weight"), gb]
+}
+
+// Pointwise convs on inputs stored channels-first (the CubeCL backends run them as one
+// batched matmul that reads the input in place), as a channel slice, and channels-last.
+#[test]
+fn pointwise_conv_on_every_input_layout_matches_flex() {
+    let device = backend::device().expect("backend device");
+    for storage in [Storage::ChannelsFirst, Storage::ChannelSlice, Storage::ChannelsLast] {
+        let ours = pointwise::<Training>(&device, storage);
+        let reference = pointwise::<Reference>(&Default::default(), storage);
+        let parts = ["output", "input gradient", "weight gradient", "bias gradient"];
+        for ((o, r), what) in ours.iter().zip(&reference).zip(parts) {
+            assert_close(o, r, CONV_TOLERANCE, &format!("pointwise ({storage:?}): {what}"));
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::{
         backward_data::{fallback::conv_data_backward_fallback, implicit_gemm::*},
         backward_weight::{fallback::conv_weight_backward_fallback, implicit_gemm::*},
         backward_weight::depthwise::is_depthwise,
+        conv_1x1_channels_first,
         forward::{depthwise::depthwise_forward, implicit_gemm::conv_gemm_simple_sync},
     },
     ops::{permute_nchw_to_nhwc, permute_nchw_to_nhwc_shape, permute_nhwc_to_nchw},
@@ -84,6 +85,11 @@ pub fn conv_forward_nhwc<R: CubeRuntime, const N: usize>(
     // (`forward/depthwise.rs`), whatever the strategy.
     if is_depthwise(weight.meta.shape(), &options) {
         return Ok(depthwise_forward::<R, N>(input, weight, bias, options));
+    }
+    // shufflenas patch: pointwise convolutions of channels-first inputs as one batched
+    // matmul that reads the input in place (`im2col.rs`), whatever the strategy.
+    if let Some(out) = conv_1x1_channels_first(&input, &weight, &bias, &options)? {
+        return Ok(out);
     }
     match strategy {
         ConvStrategy::Direct => conv_direct::<R, N>(input, weight, bias, options),
