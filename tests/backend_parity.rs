@@ -122,44 +122,6 @@ fn sliced_depthwise_convs_and_gradients_match_flex() {
     }
 }
 
-/// Output, input gradient, weight and bias gradients of `Σ y²` for `y` a depthwise
-/// conv with a bias and every parameter different along H and W; with `channels_last`,
-/// the input is stored `[N, H, W, C]` (a permuted view, channel stride 1).
-fn asymmetric_depthwise<B: AutodiffBackend>(device: &B::Device, channels_last: bool) -> [Vec<f32>; 4] {
-    let channels = 6;
-    let x = if channels_last {
-        Tensor::<B, 4>::from_data(host_input([2, 7, 10, channels], 5), device).permute([0, 3, 1, 2])
-    } else {
-        Tensor::<B, 4>::from_data(host_input([2, channels, 7, 10], 5), device)
-    }
-    .require_grad();
-    let w = Tensor::<B, 4>::from_data(host_input([channels, 1, 3, 5], 6), device).require_grad();
-    let b = Tensor::<B, 4>::from_data(host_input([1, 1, 1, channels], 7), device).reshape([channels]).require_grad();
-    let options = ConvOptions::new([1, 2], [0, 2], [2, 1], channels);
-    let y = burn::tensor::module::conv2d(x.clone(), w.clone(), Some(b.clone()), options);
-    let grads = y.clone().powi_scalar(2).sum().backward();
-    let gradient = |t: Tensor<B, 4>, what: &str| values(t.grad(&grads).unwrap_or_else(|| panic!("{what} gradient")));
-    let gb = values(b.grad(&grads).expect("bias gradient"));
-    [values(y), gradient(x, "input"), gradient(w, "weight"), gb]
-}
-
-// A 7×10 plane, a 3×5 kernel, strides [1, 2], dilations [2, 1], paddings [0, 2], a bias,
-// and the input stored NCHW or NHWC (the CubeCL backends' depthwise kernels follow the
-// input's layout): a kernel that mixes up the H and W roles of any of them, or the
-// layouts, fails here.
-#[test]
-fn asymmetric_depthwise_conv_gradients_match_flex() {
-    let device = backend::device().expect("backend device");
-    for channels_last in [false, true] {
-        let ours = asymmetric_depthwise::<Training>(&device, channels_last);
-        let reference = asymmetric_depthwise::<Reference>(&Default::default(), channels_last);
-        let parts = ["output", "input gradient", "weight gradient", "bias gradient"];
-        for ((o, r), what) in ours.iter().zip(&reference).zip(parts) {
-            assert_close(o, r, 1e-4, &format!("asymmetric depthwise (channels last: {channels_last}): {what}"));
-        }
-    }
-}
-
 /// How a test input is stored.
 #[derive(Clone, Copy, Debug)]
 enum Storage {
@@ -167,50 +129,81 @@ enum Storage {
     ChannelsFirst,
     /// Channels 3.. of a wider `[N, C + 5, H, W]` tensor.
     ChannelSlice,
-    /// `[N, H, W, C]`, contiguous (a permuted view).
+    /// `[N, H, W, C]`, contiguous (a permuted view, channel stride 1).
     ChannelsLast,
 }
 
-/// Output, input gradient, weight and bias gradients of `Σ y²` for `y` a 1×1 conv with a
-/// bias (13 → 9 channels on 6×5 planes), its input stored as `storage` says.
-fn pointwise<B: AutodiffBackend>(device: &B::Device, storage: Storage) -> [Vec<f32>; 4] {
-    let [batch, channels, height, width] = [2, 13, 6, 5];
-    let x = match storage {
-        Storage::ChannelsFirst => Tensor::<B, 4>::from_data(host_input([batch, channels, height, width], 8), device),
-        Storage::ChannelSlice => Tensor::<B, 4>::from_data(host_input([batch, channels + 5, height, width], 8), device)
-            .slice([0..batch, 3..3 + channels]),
-        Storage::ChannelsLast => {
-            Tensor::<B, 4>::from_data(host_input([batch, height, width, channels], 8), device).permute([0, 3, 1, 2])
+impl Storage {
+    const ALL: [Storage; 3] = [Storage::ChannelsFirst, Storage::ChannelSlice, Storage::ChannelsLast];
+
+    /// A `[n, c, h, w]` input stored this way.
+    fn input<B: Backend>(self, [n, c, h, w]: [usize; 4], seed: u64, device: &B::Device) -> Tensor<B, 4> {
+        match self {
+            Storage::ChannelsFirst => Tensor::from_data(host_input([n, c, h, w], seed), device),
+            Storage::ChannelSlice => {
+                Tensor::from_data(host_input([n, c + 5, h, w], seed), device).slice([0..n, 3..3 + c])
+            }
+            Storage::ChannelsLast => Tensor::from_data(host_input([n, h, w, c], seed), device).permute([0, 3, 1, 2]),
         }
     }
-    .require_grad();
-    let w = Tensor::<B, 4>::from_data(host_input([9, channels, 1, 1], 9), device).require_grad();
-    let b = Tensor::<B, 4>::from_data(host_input([1, 1, 1, 9], 10), device).reshape([9]).require_grad();
-    let y = burn::tensor::module::conv2d(
-        x.clone(),
-        w.clone(),
-        Some(b.clone()),
-        ConvOptions::new([1, 1], [0, 0], [1, 1], 1),
-    );
+}
+
+/// Output, input gradient, weight and bias gradients of `Σ y²` for `y` a conv2d with a
+/// bias, its `input` stored as `storage` says.
+fn conv_gradients<B: AutodiffBackend>(
+    device: &B::Device,
+    storage: Storage,
+    input: [usize; 4],
+    weight: [usize; 4],
+    options: &ConvOptions<2>,
+) -> [Vec<f32>; 4] {
+    let x = storage.input::<B>(input, 5, device).require_grad();
+    let w = Tensor::<B, 4>::from_data(host_input(weight, 6), device).require_grad();
+    let out = weight[0];
+    let b = Tensor::<B, 4>::from_data(host_input([1, 1, 1, out], 7), device).reshape([out]).require_grad();
+    let y = burn::tensor::module::conv2d(x.clone(), w.clone(), Some(b.clone()), options.clone());
     let grads = y.clone().powi_scalar(2).sum().backward();
     let gradient = |t: Tensor<B, 4>, what: &str| values(t.grad(&grads).unwrap_or_else(|| panic!("{what} gradient")));
     let gb = values(b.grad(&grads).expect("bias gradient"));
     [values(y), gradient(x, "input"), gradient(w, "weight"), gb]
 }
 
-// Pointwise convs on inputs stored channels-first (the CubeCL backends run them as one
-// batched matmul that reads the input in place), as a channel slice, and channels-last.
-#[test]
-fn pointwise_conv_on_every_input_layout_matches_flex() {
+/// [`conv_gradients`] on this backend against flex, for the input stored every way.
+fn assert_conv_matches_flex(
+    name: &str,
+    input: [usize; 4],
+    weight: [usize; 4],
+    options: ConvOptions<2>,
+    tolerance: f32,
+) {
     let device = backend::device().expect("backend device");
-    for storage in [Storage::ChannelsFirst, Storage::ChannelSlice, Storage::ChannelsLast] {
-        let ours = pointwise::<Training>(&device, storage);
-        let reference = pointwise::<Reference>(&Default::default(), storage);
+    for storage in Storage::ALL {
+        let ours = conv_gradients::<Training>(&device, storage, input, weight, &options);
+        let reference = conv_gradients::<Reference>(&Default::default(), storage, input, weight, &options);
         let parts = ["output", "input gradient", "weight gradient", "bias gradient"];
         for ((o, r), what) in ours.iter().zip(&reference).zip(parts) {
-            assert_close(o, r, CONV_TOLERANCE, &format!("pointwise ({storage:?}): {what}"));
+            assert_close(o, r, tolerance, &format!("{name} ({storage:?}): {what}"));
         }
     }
+}
+
+// A 7×10 plane, a 3×5 kernel, strides [1, 2], dilations [2, 1], paddings [0, 2], a bias,
+// and the input stored NCHW, as a channel slice or NHWC (the CubeCL backends' depthwise
+// kernels follow the input's layout): a kernel that mixes up the H and W roles of any of
+// them, or the layouts, fails here.
+#[test]
+fn asymmetric_depthwise_conv_gradients_match_flex() {
+    let options = ConvOptions::new([1, 2], [0, 2], [2, 1], 6);
+    assert_conv_matches_flex("asymmetric depthwise", [2, 6, 7, 10], [6, 1, 3, 5], options, 1e-4);
+}
+
+// Pointwise convs (13 → 9 channels, a bias) on inputs stored channels-first (the CubeCL
+// backends run them as one batched matmul that reads the input in place), as a channel
+// slice, and channels-last.
+#[test]
+fn pointwise_conv_on_every_input_layout_matches_flex() {
+    let options = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+    assert_conv_matches_flex("pointwise", [2, 13, 6, 5], [9, 13, 1, 1], options, CONV_TOLERANCE);
 }
 
 /// Eval output of one choice block run at `mid` channels, and of its narrowed copy.
