@@ -276,16 +276,14 @@ pub(crate) fn depthwise_forward(
     let mut y = vec![0.0f32; batch * channels * out_h * out_w];
     // Whole SIMD vectors only: the pitched output is rounded up to `VECTOR_PAD`
     // elements (the rest is discarded) and the phases get as many zeros of slack.
-    let pitched_len = (out_h * phases.pitch).next_multiple_of(VECTOR_PAD);
+    let pitched_len = phases.pitched_output_len();
     let scratch = || (vec![0.0f32; pitched_len], vec![0.0f32; phases.len() + VECTOR_PAD]);
     for_each_chunk_with(&mut y, out_h * out_w, scratch, |(y_pitched, x_phases), plane, y_plane| {
         let c = plane % channels;
         phases.gather(&xd[plane * in_h * in_w..(plane + 1) * in_h * in_w], x_phases);
         y_pitched.fill(bias.map_or(0.0, |b| b[c]));
         accumulate_taps(y_pitched, x_phases, &offsets, &w[c * taps..(c + 1) * taps]);
-        for (row, dst) in y_pitched.chunks_exact(phases.pitch).zip(y_plane.chunks_exact_mut(out_w)) {
-            dst.copy_from_slice(&row[..out_w]);
-        }
+        phases.unpitch_rows(y_pitched, y_plane);
     });
     tensor(y, [batch, channels, out_h, out_w])
 }
@@ -329,7 +327,7 @@ pub(crate) fn few_channel_forward(
     let channel_len = phases.len();
     let offsets: Vec<usize> = (0..c_in).flat_map(|c| tap_offsets.iter().map(move |&o| c * channel_len + o)).collect();
     let weights_per_output = c_in * kernel_h * kernel_w;
-    let pitched_len = (out_h * phases.pitch).next_multiple_of(VECTOR_PAD);
+    let pitched_len = phases.pitched_output_len();
     let mut y = vec![0.0f32; batch * c_out * out_h * out_w];
     let mut x_phases = vec![0.0f32; c_in * channel_len + VECTOR_PAD];
     for (item, y_item) in y.chunks_exact_mut(c_out * out_h * out_w).enumerate() {
@@ -340,9 +338,7 @@ pub(crate) fn few_channel_forward(
         for_each_chunk_with(y_item, out_h * out_w, || vec![0.0f32; pitched_len], |y_pitched, o, y_plane| {
             y_pitched.fill(bias.map_or(0.0, |b| b[o]));
             accumulate_taps(y_pitched, x_phases, &offsets, &w[o * weights_per_output..][..weights_per_output]);
-            for (row, dst) in y_pitched.chunks_exact(phases.pitch).zip(y_plane.chunks_exact_mut(out_w)) {
-                dst.copy_from_slice(&row[..out_w]);
-            }
+            phases.unpitch_rows(y_pitched, y_plane);
         });
     }
     Some(tensor(y, [batch, c_out, out_h, out_w]))
@@ -466,6 +462,21 @@ impl Phases {
             }
         }
         per_phase
+    }
+
+    /// Length of a pitched output plane (`out_h` rows of `pitch`), rounded up to whole
+    /// SIMD vectors (`VECTOR_PAD`).
+    fn pitched_output_len(&self) -> usize {
+        (self.geometry.out_h * self.pitch).next_multiple_of(VECTOR_PAD)
+    }
+
+    /// Copies the first `out_w` values of each `pitch`-long row into an `out_h × out_w`
+    /// plane (the inverse of [`Phases::pitch_rows`]).
+    fn unpitch_rows(&self, pitched: &[f32], plane: &mut [f32]) {
+        let out_w = self.geometry.out_w;
+        for (row, dst) in pitched.chunks_exact(self.pitch).zip(plane.chunks_exact_mut(out_w)) {
+            dst.copy_from_slice(&row[..out_w]);
+        }
     }
 
     /// Copies an `out_h × out_w` plane into rows of `pitch` (the tail of each row stays 0).
