@@ -127,7 +127,8 @@ fn sliced_depthwise_convs_and_gradients_match_flex() {
 enum Storage {
     /// `[N, C, H, W]`, contiguous.
     ChannelsFirst,
-    /// Channels 3.. of a wider `[N, C + 5, H, W]` tensor.
+    /// Channels 3.. of a wider `[N, C + 5, H, W]` tensor (a view on flex; the fused wgpu
+    /// backend hands the convolution a materialised copy).
     ChannelSlice,
     /// `[N, H, W, C]`, contiguous (a permuted view, channel stride 1).
     ChannelsLast,
@@ -197,13 +198,20 @@ fn asymmetric_depthwise_conv_gradients_match_flex() {
     assert_conv_matches_flex("asymmetric depthwise", [2, 6, 7, 10], [6, 1, 3, 5], options, 1e-4);
 }
 
-// Pointwise convs (13 → 9 channels, a bias) on inputs stored channels-first (the CubeCL
-// backends run them as one batched matmul that reads the input in place), as a channel
-// slice, and channels-last.
+// Pointwise convs (13 → 9 channels, a bias) on inputs stored channels-first, as a
+// channel slice, and channels-last; the CubeCL backends run them, and their gradients,
+// as matmuls that read each layout in place (`vendor/burn-cubecl`, `pointwise.rs`). The
+// weight gradient of channels-first activations takes one of two ways by plane size: a
+// 6×5 plane sums per item then over the batch, a 2×1 plane copies both operands
+// channels-last first. A 1×1 plane (squeeze-excitation's convs) is channels-last
+// whatever the storage.
 #[test]
 fn pointwise_conv_on_every_input_layout_matches_flex() {
     let options = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
-    assert_conv_matches_flex("pointwise", [2, 13, 6, 5], [9, 13, 1, 1], options, CONV_TOLERANCE);
+    for plane in [[6, 5], [2, 1], [1, 1]] {
+        let name = format!("pointwise on {plane:?}");
+        assert_conv_matches_flex(&name, [2, 13, plane[0], plane[1]], [9, 13, 1, 1], options.clone(), CONV_TOLERANCE);
+    }
 }
 
 /// Eval output of one choice block run at `mid` channels, and of its narrowed copy.

@@ -7,10 +7,10 @@ use crate::kernel::conv::{backward_weight::wgrad_autotune, dgrad_autotune};
 use crate::{
     CubeRuntime,
     kernel::conv::{
-        backward_data::{fallback::conv_data_backward_fallback, implicit_gemm::*},
+        backward_data::{depthwise::depthwise_data_grad, fallback::conv_data_backward_fallback, implicit_gemm::*},
         backward_weight::{fallback::conv_weight_backward_fallback, implicit_gemm::*},
         backward_weight::depthwise::is_depthwise,
-        conv_1x1_channels_first,
+        conv_1x1, conv_1x1_data_grad, conv_1x1_weight_grad,
         forward::{depthwise::depthwise_forward, implicit_gemm::conv_gemm_simple_sync},
     },
     ops::{permute_nchw_to_nhwc, permute_nchw_to_nhwc_shape, permute_nhwc_to_nchw},
@@ -86,9 +86,9 @@ pub fn conv_forward_nhwc<R: CubeRuntime, const N: usize>(
     if is_depthwise(weight.meta.shape(), &options) {
         return Ok(depthwise_forward::<R, N>(input, weight, bias, options));
     }
-    // shufflenas patch: pointwise convolutions of channels-first inputs as one batched
-    // matmul that reads the input in place (`im2col.rs`), whatever the strategy.
-    if let Some(out) = conv_1x1_channels_first(&input, &weight, &bias, &options)? {
+    // shufflenas patch: pointwise convolutions as matmuls that read the input in place
+    // (`pointwise.rs`), whatever the strategy.
+    if let Some(out) = conv_1x1(&input, &weight, &bias, &options)? {
         return Ok(out);
     }
     match strategy {
@@ -129,6 +129,11 @@ pub fn conv_weight_backward<R: CubeRuntime, const N: usize>(
     let out_grad = permute_nchw_to_nhwc(out_grad);
     let weight_shape = permute_nchw_to_nhwc_shape(weight_shape);
 
+    // shufflenas patch: pointwise convolutions as matmuls (`pointwise.rs`), whatever the
+    // strategy.
+    if let Some(weight_grad) = conv_1x1_weight_grad(&input, &out_grad, &weight_shape, &options)? {
+        return Ok(permute_nhwc_to_nchw(weight_grad));
+    }
     let weight_grad = match strategy {
         ConvStrategy::Direct => {
             conv_weight_backward_fallback::<R, N>(input, out_grad, weight_shape, options)
@@ -176,6 +181,15 @@ pub fn conv_data_backward<R: CubeRuntime, const N: usize>(
     let weights = permute_nchw_to_nhwc(weights);
     let in_shape = permute_nchw_to_nhwc_shape(in_shape);
 
+    // shufflenas patches, whatever the strategy: depthwise convolutions in one
+    // layout-preserving kernel (`backward_data/depthwise.rs`), pointwise convolutions as
+    // matmuls that read the gradient in place (`pointwise.rs`).
+    if is_depthwise(weights.meta.shape(), &options) {
+        return Ok(permute_nhwc_to_nchw(depthwise_data_grad::<R, N>(out_grad, weights, in_shape, options)));
+    }
+    if let Some(in_grad) = conv_1x1_data_grad(&out_grad, &weights, &options)? {
+        return Ok(permute_nhwc_to_nchw(in_grad));
+    }
     let weight_grad = match strategy {
         ConvStrategy::Direct => {
             conv_data_backward_fallback::<R, N>(out_grad, weights, in_shape, options)?

@@ -17,7 +17,7 @@ use crate::{
         matmul::{MatmulStrategy, matmul},
         utils::split_dim,
     },
-    ops::{permute_nchw_to_nhwc, reshape, swap_dims},
+    ops::{reshape, swap_dims},
     tensor::CubeTensor,
 };
 
@@ -129,56 +129,6 @@ pub fn conv_im2col_1x1<R: CubeRuntime, const N: usize>(
     }
 
     Ok(out)
-}
-
-/// shufflenas patch: a pointwise convolution (1×1 kernel, stride 1, no padding, one
-/// group) whose NHWC-view input `[N, H, W, C_in]` is stored channels-first (each item a
-/// row-major `[C_in, H·W]` matrix: a model's NCHW activations, or a channel slice of
-/// them), as one batched matmul that reads the input in place, `W [1, C_out, C_in] · x
-/// [N, C_in, H·W]` → `[N, C_out, H·W]`, returned as an NHWC view of that `[N, C_out, H,
-/// W]` tensor. 0.21 autotuned such convolutions, and each candidate copied the input to
-/// NHWC first (`conv_im2col_1x1`'s `reshape_input`, the implicit GEMMs' aligned copies),
-/// a pass over the whole activation. `None` for other convolutions and layouts.
-pub(crate) fn conv_1x1_channels_first<R: CubeRuntime, const N: usize>(
-    input: &CubeTensor<R>,
-    weight: &CubeTensor<R>,
-    bias: &Option<CubeTensor<R>>,
-    options: &ConvOptions<N>,
-) -> Result<Option<CubeTensor<R>>, ConvSetupError> {
-    let (shape, strides) = (input.meta.shape(), input.meta.strides());
-    let weight_shape = weight.meta.shape();
-    let pointwise = N == 2
-        && options.groups == 1
-        && options.stride.iter().all(|&s| s == 1)
-        && options.padding.iter().all(|&p| p == 0)
-        && weight_shape[1] == 1
-        && weight_shape[2] == 1;
-    if !pointwise || shape.len() != 4 {
-        return Ok(None);
-    }
-    let [batch, height, width, in_channels] = [shape[0], shape[1], shape[2], shape[3]];
-    let plane = height * width;
-    let channels_first = strides[3] != 1 && strides[3] == plane && strides[2] == 1 && strides[1] == width;
-    if !channels_first || weight_shape[3] != in_channels {
-        return Ok(None);
-    }
-    let out_channels = weight.meta.shape()[0];
-    let weight_strides = [weight.meta.strides()[0], weight.meta.strides()[3]];
-    let mut lhs = weight.clone();
-    *lhs.meta = Metadata::new(
-        [1, out_channels, in_channels],
-        [out_channels * weight_strides[0], weight_strides[0], weight_strides[1]],
-    );
-    let mut rhs = input.clone();
-    *rhs.meta = Metadata::new([batch, in_channels, plane], [strides[0], plane, 1]);
-    let dtype = input.dtype;
-    let mut out = matmul(lhs, rhs, None, MatmulStrategy::default(), dtype)?; // [N, C_out, H·W]
-    if let Some(bias) = bias {
-        let bias = reshape(bias.clone(), Shape::new([1, out_channels, 1]));
-        out = launch_binop::<R, AddOp>(out, bias);
-    }
-    let out = reshape(out, Shape::new([batch, out_channels, height, width]));
-    Ok(Some(permute_nchw_to_nhwc(out)))
 }
 
 /// Reshapes NHWC input to [(N, H, W), C]

@@ -8,6 +8,8 @@ mod deform_conv_transpose2d;
 mod direct;
 mod forward;
 mod im2col;
+// shufflenas patch: pointwise convolutions of channels-first activations as batched matmuls.
+mod pointwise;
 
 mod tune_key;
 
@@ -18,6 +20,7 @@ pub(crate) use deform_conv_transpose2d::*;
 pub(crate) use deform_conv2d::*;
 pub(crate) use direct::*;
 pub(crate) use im2col::*;
+pub(crate) use pointwise::*;
 
 pub use base::*;
 pub use conv_transpose2d::{ConvTranspose2dStrategy, conv_transpose2d};

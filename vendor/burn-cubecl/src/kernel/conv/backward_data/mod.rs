@@ -1,3 +1,5 @@
+// shufflenas patch: the depthwise data-gradient kernel.
+pub(crate) mod depthwise;
 pub mod fallback;
 pub mod implicit_gemm;
 

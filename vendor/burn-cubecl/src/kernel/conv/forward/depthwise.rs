@@ -24,21 +24,58 @@ use crate::{
     tensor::CubeTensor,
 };
 
+/// The convolution's geometry along H and W.
 #[derive(CubeLaunch, CubeType)]
-struct DepthwiseArgs {
-    stride_0: usize,
-    stride_1: usize,
-    dilation_0: usize,
-    dilation_1: usize,
-    padding_0: usize,
-    padding_1: usize,
+pub(crate) struct DepthwiseArgs {
+    pub stride_0: usize,
+    pub stride_1: usize,
+    pub dilation_0: usize,
+    pub dilation_1: usize,
+    pub padding_0: usize,
+    pub padding_1: usize,
+}
+
+/// An element of an NHWC view.
+#[derive(CubeType)]
+pub(crate) struct Position {
+    pub n: usize,
+    pub y: usize,
+    pub x: usize,
+    pub c: usize,
+}
+
+/// The element of `tensor [N, H, W, C]` that unit `ABSOLUTE_POS` computes: channels
+/// innermost with `channels_last` (neighbouring units touch neighbouring channels),
+/// columns innermost otherwise (neighbouring pixels of an NCHW plane).
+#[cube]
+#[allow(unused_assignments)] // the coordinates' initial zeros (set in both branches)
+pub(crate) fn unit_position<E: Numeric>(tensor: &Tensor<E>, #[comptime] channels_last: bool) -> Position {
+    let height = tensor.shape(1);
+    let width = tensor.shape(2);
+    let channels = tensor.shape(3);
+    let mut position = Position { n: 0, y: 0, x: 0, c: 0 };
+    if channels_last {
+        position.c = ABSOLUTE_POS % channels;
+        let rest = ABSOLUTE_POS / channels;
+        position.x = rest % width;
+        let rest = rest / width;
+        position.y = rest % height;
+        position.n = rest / height;
+    } else {
+        position.x = ABSOLUTE_POS % width;
+        let rest = ABSOLUTE_POS / width;
+        position.y = rest % height;
+        let rest = rest / height;
+        position.c = rest % channels;
+        position.n = rest / channels;
+    }
+    position
 }
 
 /// `input [N, H, W, C]`, `weight [C, KH, KW, 1]`, `bias [C]`, `output [N, OH, OW, C]`,
 /// all with any strides; unit order channels-innermost with `channels_last`, else
 /// columns-innermost (`[N, C, OH, OW]`).
 #[cube(launch_unchecked, address_type = "dynamic")]
-#[allow(unused_assignments)] // the coordinates' initial zeros (set in both branches)
 fn depthwise_kernel<E: Numeric>(
     input: &Tensor<E>,
     weight: &Tensor<E>,
@@ -51,28 +88,11 @@ fn depthwise_kernel<E: Numeric>(
     if ABSOLUTE_POS >= output.len() {
         terminate!();
     }
-    let out_h = output.shape(1);
-    let out_w = output.shape(2);
-    let channels = output.shape(3);
-    let mut n = 0usize;
-    let mut oy = 0usize;
-    let mut ox = 0usize;
-    let mut c = 0usize;
-    if channels_last {
-        c = ABSOLUTE_POS % channels;
-        let rest = ABSOLUTE_POS / channels;
-        ox = rest % out_w;
-        let rest = rest / out_w;
-        oy = rest % out_h;
-        n = rest / out_h;
-    } else {
-        ox = ABSOLUTE_POS % out_w;
-        let rest = ABSOLUTE_POS / out_w;
-        oy = rest % out_h;
-        let rest = rest / out_h;
-        c = rest % channels;
-        n = rest / channels;
-    }
+    let position = unit_position(output, channels_last);
+    let n = position.n;
+    let oy = position.y;
+    let ox = position.x;
+    let c = position.c;
 
     let in_h = input.shape(1) as i32;
     let in_w = input.shape(2) as i32;
@@ -116,25 +136,13 @@ pub(crate) fn depthwise_forward<R: CubeRuntime, const N_DIM: usize>(
     let out_h = calculate_conv_output_size(kernel_0, options.stride[0], options.padding[0], options.dilation[0], in_h);
     let out_w = calculate_conv_output_size(kernel_1, options.stride[1], options.padding[1], options.dilation[1], in_w);
     let client = input.client.clone();
-    let device = input.device.clone();
     let dtype = input.dtype;
     let channels_last = input.meta.strides()[3] == 1;
-    let output = if channels_last {
-        empty_device_dtype(client.clone(), device, Shape::new([batch, out_h, out_w, channels]), dtype)
-    } else {
-        permute_nchw_to_nhwc(empty_device_dtype(client.clone(), device, Shape::new([batch, channels, out_h, out_w]), dtype))
-    };
+    let output = empty_nhwc_view(&input, Shape::new([batch, out_h, out_w, channels]), channels_last);
     let units = output.meta.num_elements();
     let cube_dim = CubeDim::new(&client, units);
     let cube_count = calculate_cube_count_elemwise(&client, units, cube_dim);
-    let args = DepthwiseArgsLaunch::new(
-        options.stride[0],
-        options.stride[1],
-        options.dilation[0],
-        options.dilation[1],
-        options.padding[0],
-        options.padding[1],
-    );
+    let args = depthwise_args::<R, N_DIM>(&options);
     // SAFETY: every unit checks its position against the output's length, decodes it
     // into in-range coordinates, and bounds-checks every input position it reads.
     unsafe {
@@ -153,4 +161,27 @@ pub(crate) fn depthwise_forward<R: CubeRuntime, const N_DIM: usize>(
         )
     };
     output
+}
+
+/// `options`' geometry for the kernels.
+pub(crate) fn depthwise_args<R: Runtime, const N_DIM: usize>(options: &ConvOptions<N_DIM>) -> DepthwiseArgsLaunch<R> {
+    DepthwiseArgsLaunch::new(
+        options.stride[0],
+        options.stride[1],
+        options.dilation[0],
+        options.dilation[1],
+        options.padding[0],
+        options.padding[1],
+    )
+}
+
+/// An uninitialised NHWC view of shape `nhwc_shape` on `like`'s device with its element
+/// type, stored channels-last or as `[N, C, H, W]`.
+pub(crate) fn empty_nhwc_view<R: CubeRuntime>(like: &CubeTensor<R>, nhwc_shape: Shape, channels_last: bool) -> CubeTensor<R> {
+    let (client, device, dtype) = (like.client.clone(), like.device.clone(), like.dtype);
+    if channels_last {
+        return empty_device_dtype(client, device, nhwc_shape, dtype);
+    }
+    let [batch, height, width, channels] = [0, 1, 2, 3].map(|d| nhwc_shape[d]);
+    permute_nchw_to_nhwc(empty_device_dtype(client, device, Shape::new([batch, channels, height, width]), dtype))
 }
