@@ -9,7 +9,7 @@ use crate::{
     kernel::conv::{
         backward_data::{depthwise::depthwise_data_grad, fallback::conv_data_backward_fallback, implicit_gemm::*},
         backward_weight::{fallback::conv_weight_backward_fallback, implicit_gemm::*},
-        backward_weight::depthwise::is_depthwise,
+        backward_weight::depthwise::{depthwise_weight_grad, is_depthwise},
         conv_1x1, conv_1x1_data_grad, conv_1x1_weight_grad,
         forward::{depthwise::depthwise_forward, implicit_gemm::conv_gemm_simple_sync},
     },
@@ -129,8 +129,12 @@ pub fn conv_weight_backward<R: CubeRuntime, const N: usize>(
     let out_grad = permute_nchw_to_nhwc(out_grad);
     let weight_shape = permute_nchw_to_nhwc_shape(weight_shape);
 
-    // shufflenas patch: pointwise convolutions as matmuls (`pointwise.rs`), whatever the
-    // strategy.
+    // shufflenas patches, whatever the strategy: depthwise convolutions in two kernels
+    // (`backward_weight/depthwise.rs`), pointwise convolutions as matmuls (`pointwise.rs`).
+    if is_depthwise(&weight_shape, &options) {
+        let weight_grad = depthwise_weight_grad::<R, N>(input, out_grad, weight_shape, options);
+        return Ok(permute_nhwc_to_nchw(weight_grad));
+    }
     if let Some(weight_grad) = conv_1x1_weight_grad(&input, &out_grad, &weight_shape, &options)? {
         return Ok(permute_nhwc_to_nchw(weight_grad));
     }

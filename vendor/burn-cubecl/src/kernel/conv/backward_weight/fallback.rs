@@ -2,7 +2,6 @@ use burn_backend::{TensorMetadata, ops::ConvOptions};
 use burn_std::{Shape, Slice};
 use cubek::convolution::components::ConvSetupError;
 
-use super::depthwise::{depthwise_weight_grad, is_depthwise};
 use crate::{
     CubeRuntime,
     kernel::{conv::base::conv_forward_nhwc, slice, slice_assign},
@@ -17,11 +16,6 @@ pub fn conv_weight_backward_fallback<R: CubeRuntime, const N_DIM: usize>(
     weight_shape: Shape,
     options: ConvOptions<N_DIM>,
 ) -> Result<CubeTensor<R>, ConvSetupError> {
-    // shufflenas patch: depthwise convolutions in two kernels (`depthwise.rs`) instead
-    // of the per-group loop below.
-    if is_depthwise(&weight_shape, &options) {
-        return Ok(depthwise_weight_grad::<R, N_DIM>(input, output_grad, weight_shape, options));
-    }
     match options.groups == 1 {
         true => conv_weight_grad_no_groups::<R, N_DIM>(input, output_grad, weight_shape, options),
         false => conv_weight_grad_groups::<R, N_DIM>(input, output_grad, weight_shape, options),
