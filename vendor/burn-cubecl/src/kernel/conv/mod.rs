@@ -8,7 +8,7 @@ mod deform_conv_transpose2d;
 mod direct;
 mod forward;
 mod im2col;
-// shufflenas patch: pointwise convolutions of channels-first activations as batched matmuls.
+// shufflenas patch: pointwise convolutions and their gradients as matmuls.
 mod pointwise;
 
 mod tune_key;

@@ -75,21 +75,25 @@ impl<R: CubeRuntime> Matrices<R> {
         if strides[3] != 1 || !steps.iter().all(|&(size, stride, expected)| size == 1 || stride == expected) {
             return None;
         }
-        *matrices.meta = Metadata::new([1, batch * plane, channels], [batch * plane * channels, channels, 1]);
-        Some(Self::ChannelsLast(matrices))
+        Some(Self::ChannelsLast(contiguous_pixel_rows(matrices)))
     }
 
-    /// `tensor` as pixel rows `[1, N·H·W, C]`: in place when it is stored channels-last,
-    /// else from a channels-last copy.
-    fn pixel_rows(tensor: &CubeTensor<R>) -> CubeTensor<R> {
-        match Self::of(tensor) {
-            Some(Self::ChannelsLast(rows)) => rows,
-            _ => match Self::of(&into_contiguous(tensor.clone())) {
-                Some(Self::ChannelsLast(rows)) => rows,
-                _ => unreachable!("a contiguous NHWC tensor is stored channels-last"),
-            },
+    /// These matrices as pixel rows `[1, N·H·W, C]`: in place when stored channels-last,
+    /// else from a channels-last copy of `tensor`, the NHWC view they were read from.
+    fn into_pixel_rows(self, tensor: &CubeTensor<R>) -> CubeTensor<R> {
+        match self {
+            Self::ChannelsLast(rows) => rows,
+            Self::ChannelsFirst(_) => contiguous_pixel_rows(into_contiguous(tensor.clone())),
         }
     }
+}
+
+/// A contiguous NHWC tensor `[N, H, W, C]` as its pixel rows `[1, N·H·W, C]`.
+fn contiguous_pixel_rows<R: CubeRuntime>(mut tensor: CubeTensor<R>) -> CubeTensor<R> {
+    let shape = tensor.meta.shape();
+    let (rows, channels) = (shape[0] * shape[1] * shape[2], shape[3]);
+    *tensor.meta = Metadata::new([1, rows, channels], [rows * channels, channels, 1]);
+    tensor
 }
 
 /// The NHWC-view weight `[C_out, 1, 1, C_in]` as the matrix `[1, C_out, C_in]`, or its
@@ -118,6 +122,7 @@ fn nhwc_view<R: CubeRuntime>(result: CubeTensor<R>, like: &Shape, channels_first
     }
 }
 
+/// `lhs · rhs` (batched, broadcasting a batch of 1), autotuned, in `lhs`'s element type.
 fn run_matmul<R: CubeRuntime>(lhs: CubeTensor<R>, rhs: CubeTensor<R>) -> Result<CubeTensor<R>, ConvSetupError> {
     let dtype = lhs.dtype;
     Ok(matmul(lhs, rhs, None, MatmulStrategy::default(), dtype)?)
@@ -191,16 +196,18 @@ pub(crate) fn conv_1x1_weight_grad<R: CubeRuntime, const N: usize>(
     }
     let plane = input.meta.shape()[1] * input.meta.shape()[2];
     let per_item_fits = out_channels * in_channels <= plane * (in_channels + out_channels);
-    let weight_grad = match (Matrices::of(input), Matrices::of(out_grad)) {
-        (None, _) | (_, None) => return Ok(None),
-        (Some(Matrices::ChannelsFirst(x)), Some(Matrices::ChannelsFirst(dy))) if per_item_fits => {
+    let (Some(input_matrices), Some(grad_matrices)) = (Matrices::of(input), Matrices::of(out_grad)) else {
+        return Ok(None);
+    };
+    let weight_grad = match (input_matrices, grad_matrices) {
+        (Matrices::ChannelsFirst(x), Matrices::ChannelsFirst(dy)) if per_item_fits => {
             let per_item = run_matmul(dy, swap_dims(x, 1, 2))?; // [N, C_out, C_in]
             reduce_dim(per_item, None, 0, Default::default(), ReduceOperationConfig::Sum)
                 .map_err(|_| ConvSetupError::Unknown)? // fails only for an axis beyond the rank
         }
-        _ => {
-            let grad_rows = Matrices::pixel_rows(out_grad);
-            run_matmul(swap_dims(grad_rows, 1, 2), Matrices::pixel_rows(input))?
+        (x, dy) => {
+            let grad_rows = dy.into_pixel_rows(out_grad);
+            run_matmul(swap_dims(grad_rows, 1, 2), x.into_pixel_rows(input))?
         }
     }; // [1, C_out, C_in]
     let weight_grad = reshape(weight_grad, Shape::new([out_channels, in_channels, 1, 1]));
