@@ -47,13 +47,30 @@ fn cast_to<B: Backend>(t: FloatTensor<B>, dtype: FloatDType) -> FloatTensor<B> {
     if FloatDType::from(t.dtype()) == dtype { t } else { B::float_cast(t, dtype) }
 }
 
-/// `[N, C, ...]` → `[C, N·…]` (a transposed copy) in the statistics' float type.
-fn channel_rows<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
-    let shape = x.shape();
-    let channels = shape[1];
-    let per_channel = shape.num_elements() / channels.max(1);
-    let rows = B::float_reshape(B::float_swap_dims(x.clone(), 0, 1), Shape::new([channels, per_channel]));
-    cast_to::<B>(rows, stats_dtype(x.dtype()))
+/// Per-channel reduction of `[N, C, ...]` to `[C]`: `reduce` over the trailing dims of
+/// each item first (`[N, C, R]`, whose rows are contiguous in NCHW storage, so the
+/// reshape is free and no transposed copy of the activation is made), then over the
+/// batch (`[N, C, 1]`, small).
+fn per_channel_reduce<B: Backend>(
+    t: FloatTensor<B>,
+    reduce: impl Fn(FloatTensor<B>, usize) -> FloatTensor<B>,
+) -> FloatTensor<B> {
+    let shape = t.shape();
+    let (items, channels) = (shape[0], shape[1]);
+    let rest = shape.num_elements() / (items * channels).max(1);
+    let per_item = reduce(B::float_reshape(t, Shape::new([items, channels, rest])), 2);
+    B::float_reshape(reduce(per_item, 0), Shape::new([channels]))
+}
+
+/// Per-channel mean of `[N, C, ...]`, `[C]` (every item has the same number of values
+/// per channel, so the mean of the items' means is the mean).
+fn channel_mean<B: Backend>(t: FloatTensor<B>) -> FloatTensor<B> {
+    per_channel_reduce::<B>(t, B::float_mean_dim)
+}
+
+/// Per-channel sum of `[N, C, ...]`, `[C]`.
+fn channel_sum<B: Backend>(t: FloatTensor<B>) -> FloatTensor<B> {
+    per_channel_reduce::<B>(t, B::float_sum_dim)
 }
 
 /// `[C]` → `[1, C, 1, …]` for broadcasting over an input of `rank` dims.
@@ -76,13 +93,11 @@ pub fn batch_norm_train_default<B: Backend>(
     epsilon: f64,
 ) -> BatchNormTrainOutput<B> {
     let (rank, dtype) = (x.shape().num_dims(), x.dtype());
-    let channels = x.shape()[1];
-    let rows = channel_rows::<B>(x.clone());
-    let mean = B::float_mean_dim(rows.clone(), 1);
-    let centered = B::float_sub(rows, mean.clone());
-    let var = B::float_mean_dim(B::float_mul(centered.clone(), centered), 1);
-    let (mean, var) = (B::float_reshape(mean, Shape::new([channels])), B::float_reshape(var, Shape::new([channels])));
     let stats = stats_dtype(dtype);
+    let x_stats = cast_to::<B>(x.clone(), stats);
+    let mean = channel_mean::<B>(x_stats.clone());
+    let centered = B::float_sub(x_stats, per_channel::<B>(mean.clone(), rank));
+    let var = channel_mean::<B>(B::float_mul(centered.clone(), centered));
     let scale = B::float_mul(cast_to::<B>(gamma, stats), inverse_std::<B>(var.clone(), epsilon));
     let shift = B::float_sub(cast_to::<B>(beta, stats), B::float_mul(mean.clone(), scale.clone()));
     let back = FloatDType::from(dtype);
@@ -116,11 +131,8 @@ pub fn batch_norm_train_backward_default<B: Backend>(
         per_channel::<B>(inv_std.clone(), rank),
     );
     let dy = cast_to::<B>(output_grad, stats);
-    // Per-channel sums over every dim but 1, as `[C]`.
-    let channel_sum =
-        |t: FloatTensor<B>| B::float_reshape(B::float_sum_dim(channel_rows::<B>(t), 1), Shape::new([channels]));
-    let beta_grad = channel_sum(dy.clone());
-    let gamma_grad = channel_sum(B::float_mul(dy.clone(), x_hat.clone()));
+    let beta_grad = channel_sum::<B>(dy.clone());
+    let gamma_grad = channel_sum::<B>(B::float_mul(dy.clone(), x_hat.clone()));
     // dx = a·dy + b·x̂ + c with a = γ·s, b = −a·dγ/M and c = −a·dβ/M.
     let a = B::float_mul(cast_to::<B>(gamma, stats), inv_std);
     let b = B::float_mul_scalar(B::float_mul(a.clone(), gamma_grad.clone()), (-1.0 / count).into());
