@@ -10,7 +10,7 @@ use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::ops::ConvOptions;
 use shufflenas::backend::{self, Training};
-use shufflenas::model::nn::{ChoiceBlockConfig, ConvBnActConfig};
+use shufflenas::model::nn::{ChoiceBlockConfig, ConvBnActConfig, SlicedBatchNormConfig};
 use shufflenas::model::{Activation, BlockChoice, BlockPlan, SearchSpace};
 
 type Reference = Autodiff<Flex>;
@@ -137,14 +137,27 @@ enum Storage {
 impl Storage {
     const ALL: [Storage; 3] = [Storage::ChannelsFirst, Storage::ChannelSlice, Storage::ChannelsLast];
 
-    /// A `[n, c, h, w]` input stored this way.
-    fn input<B: Backend>(self, [n, c, h, w]: [usize; 4], seed: u64, device: &B::Device) -> Tensor<B, 4> {
+    /// A `[n, c, h, w]` input stored this way, values in [−1, 1].
+    fn input<B: Backend>(self, shape: [usize; 4], seed: u64, device: &B::Device) -> Tensor<B, 4> {
+        self.input_around(shape, seed, 0.0, device)
+    }
+
+    /// As [`Storage::input`], values in [center − 1, center + 1].
+    fn input_around<B: Backend>(
+        self,
+        [n, c, h, w]: [usize; 4],
+        seed: u64,
+        center: f32,
+        device: &B::Device,
+    ) -> Tensor<B, 4> {
+        let data = |shape: [usize; 4]| {
+            let values: Vec<f32> = host_input(shape, seed).into_vec().expect("float data");
+            Tensor::<B, 4>::from_data(TensorData::new(values.iter().map(|v| v + center).collect(), shape), device)
+        };
         match self {
-            Storage::ChannelsFirst => Tensor::from_data(host_input([n, c, h, w], seed), device),
-            Storage::ChannelSlice => {
-                Tensor::from_data(host_input([n, c + 5, h, w], seed), device).slice([0..n, 3..3 + c])
-            }
-            Storage::ChannelsLast => Tensor::from_data(host_input([n, h, w, c], seed), device).permute([0, 3, 1, 2]),
+            Storage::ChannelsFirst => data([n, c, h, w]),
+            Storage::ChannelSlice => data([n, c + 5, h, w]).slice([0..n, 3..3 + c]),
+            Storage::ChannelsLast => data([n, h, w, c]).permute([0, 3, 1, 2]),
         }
     }
 }
@@ -211,6 +224,42 @@ fn pointwise_conv_on_every_input_layout_matches_flex() {
     for plane in [[6, 5], [2, 1], [1, 1]] {
         let name = format!("pointwise on {plane:?}");
         assert_conv_matches_flex(&name, [2, 13, plane[0], plane[1]], [9, 13, 1, 1], options.clone(), CONV_TOLERANCE);
+    }
+}
+
+/// Output, input, gamma and beta gradients, and running mean and variance of a
+/// training batch norm over 7 of its 9 channels, on an input with values around 3 stored as
+/// `storage` says; the loss weighs the output with fixed values (a plain sum would give
+/// a zero input gradient).
+fn batch_norm_gradients<B: AutodiffBackend>(device: &B::Device, storage: Storage, input: [usize; 4]) -> [Vec<f32>; 6] {
+    let x = storage.input_around::<B>(input, 11, 3.0, device).require_grad();
+    let r = Tensor::<B, 4>::from_data(host_input(input, 12), device);
+    let bn = SlicedBatchNormConfig::new(9).init::<B>(device);
+    let y = bn.forward(x.clone());
+    let grads = (y.clone() * r).sum().backward();
+    let gamma = values(bn.gamma.grad(&grads).expect("gamma gradient"));
+    let beta = values(bn.beta.grad(&grads).expect("beta gradient"));
+    let dx = values(x.grad(&grads).expect("input gradient"));
+    [values(y), dx, gamma, beta, values(bn.running_mean.value_sync()), values(bn.running_var.value_sync())]
+}
+
+// Training batch norm (the CubeCL backends' batch-norm sums kernel, `vendor/burn-cubecl`,
+// `kernel/batch_norm.rs`): 7 of 9 channels on inputs stored channels-first, as a
+// channel slice and channels-last, on a 11×13 plane (429 values per item, so each
+// channel is split over several units with a ragged last one) and a 1×1 plane.
+#[test]
+fn training_batch_norm_on_every_input_layout_matches_flex() {
+    let device = backend::device().expect("backend device");
+    for input in [[3, 7, 11, 13], [5, 7, 1, 1]] {
+        for storage in Storage::ALL {
+            let ours = batch_norm_gradients::<Training>(&device, storage, input);
+            let reference = batch_norm_gradients::<Reference>(&Default::default(), storage, input);
+            let parts =
+                ["output", "input gradient", "gamma gradient", "beta gradient", "running mean", "running variance"];
+            for ((o, r), what) in ours.iter().zip(&reference).zip(parts) {
+                assert_close(o, r, 1e-4, &format!("batch norm {input:?} ({storage:?}): {what}"));
+            }
+        }
     }
 }
 

@@ -25,6 +25,9 @@ pub(crate) use unary_numeric::*;
 
 pub use crate::cubecl::prelude::KernelMetadata;
 
+/// shufflenas patch: the per-channel sums of a batch norm.
+pub(crate) mod batch_norm;
+
 /// Attention kernels
 pub mod attention;
 /// Convolution kernels

@@ -398,4 +398,27 @@ where
     ) -> FloatTensor<Self> {
         kernel::fft::irfft(spectrum_re, spectrum_im, dim, n)
     }
+
+    // shufflenas patch: one pass over the activation (kernel/batch_norm.rs).
+    fn batch_norm_sums(
+        x: FloatTensor<Self>,
+        shift: FloatTensor<Self>,
+        weights: Option<FloatTensor<Self>>,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        if !kernel::batch_norm::takes_batch_norm_sums(&x) {
+            return burn_backend::ops::batch_norm::batch_norm_sums_default::<Self>(x, shift, weights);
+        }
+        let channels = x.meta.shape()[1];
+        let shift = if shift.dtype == burn_backend::DType::F32 {
+            shift
+        } else {
+            kernel::cast(shift, burn_backend::DType::F32)
+        };
+        let (first, second) = kernel::batch_norm::batch_norm_partial_sums(x, shift, weights);
+        let sum = |partial| {
+            let summed = <Self as burn_backend::ops::FloatTensorOps<Self>>::float_sum_dim(partial, 1);
+            <Self as burn_backend::ops::FloatTensorOps<Self>>::float_reshape(summed, burn_std::Shape::new([channels]))
+        };
+        (sum(first), sum(second))
+    }
 }

@@ -1168,6 +1168,27 @@ pub trait ModuleOps<B: Backend> {
         batch_norm::batch_norm_train_backward_default::<B>(x, gamma, mean, var, epsilon, output_grad)
     }
 
+    /// Per-channel sums of a batch norm, over every dim but 1 of `[N, C, ...]`, relative
+    /// to a per-channel `shift` `[C]` (shufflenas patch):
+    ///
+    /// * without `weights`: `(Σ (x − shift), Σ (x − shift)²)`, the forward pass's
+    ///   statistics (with `shift` near the mean, so the variance stays exact);
+    /// * with `weights` (the output gradient, `x`'s shape):
+    ///   `(Σ weights, Σ weights · (x − shift))`, the backward pass's (with `shift` the
+    ///   batch mean, they are the shift's gradient and the scale's times `√(var + ε)`).
+    ///
+    /// Both `[C]`, float32 for half-precision input. The defaults of
+    /// [batch_norm_train](ModuleOps::batch_norm_train) and its backward pass call it, so a
+    /// backend can run it as one reduction kernel and leave the element-wise rest to
+    /// its fusion.
+    fn batch_norm_sums(
+        x: FloatTensor<B>,
+        shift: FloatTensor<B>,
+        weights: Option<FloatTensor<B>>,
+    ) -> (FloatTensor<B>, FloatTensor<B>) {
+        batch_norm::batch_norm_sums_default::<B>(x, shift, weights)
+    }
+
     /// Computes the Connectionist Temporal Classification (CTC) loss.
     ///
     /// Sums over all valid alignments between the input and target sequences

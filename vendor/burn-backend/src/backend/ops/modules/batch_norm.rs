@@ -6,7 +6,7 @@
 //! The defaults here compose it from float ops. With half-precision input the
 //! statistics and the affine terms are computed in float32, as cuDNN and PyTorch do.
 
-use burn_std::{FloatDType, Shape};
+use burn_std::{FloatDType, Shape, Slice};
 
 use crate::tensor::FloatTensor;
 use crate::{Backend, TensorMetadata};
@@ -62,15 +62,37 @@ fn per_channel_reduce<B: Backend>(
     B::float_reshape(reduce(per_item, 0), Shape::new([channels]))
 }
 
-/// Per-channel mean of `[N, C, ...]`, `[C]` (every item has the same number of values
-/// per channel, so the mean of the items' means is the mean).
-fn channel_mean<B: Backend>(t: FloatTensor<B>) -> FloatTensor<B> {
-    per_channel_reduce::<B>(t, B::float_mean_dim)
-}
-
 /// Per-channel sum of `[N, C, ...]`, `[C]`.
 fn channel_sum<B: Backend>(t: FloatTensor<B>) -> FloatTensor<B> {
     per_channel_reduce::<B>(t, B::float_sum_dim)
+}
+
+/// The first value of each channel, `x[0, c, 0, …]`, as `[C]`: the shift of the
+/// forward pass's sums (values near the channel's mean keep a one-pass variance exact).
+fn first_of_each_channel<B: Backend>(x: FloatTensor<B>) -> FloatTensor<B> {
+    let shape = x.shape();
+    let channels = shape[1];
+    let slices: alloc::vec::Vec<Slice> =
+        (0..shape.num_dims()).map(|d| if d == 1 { Slice::from(..) } else { Slice::from(0..1) }).collect();
+    B::float_reshape(B::float_slice(x, &slices), Shape::new([channels]))
+}
+
+/// Default [batch_norm_sums](super::ModuleOps::batch_norm_sums): composed from float ops.
+pub fn batch_norm_sums_default<B: Backend>(
+    x: FloatTensor<B>,
+    shift: FloatTensor<B>,
+    weights: Option<FloatTensor<B>>,
+) -> (FloatTensor<B>, FloatTensor<B>) {
+    let rank = x.shape().num_dims();
+    let stats = stats_dtype(x.dtype());
+    let centered = B::float_sub(cast_to::<B>(x, stats), per_channel::<B>(cast_to::<B>(shift, stats), rank));
+    match weights {
+        None => (channel_sum::<B>(centered.clone()), channel_sum::<B>(B::float_mul(centered.clone(), centered))),
+        Some(weights) => {
+            let weights = cast_to::<B>(weights, stats);
+            (channel_sum::<B>(weights.clone()), channel_sum::<B>(B::float_mul(weights, centered)))
+        }
+    }
 }
 
 /// `[C]` → `[1, C, 1, …]` for broadcasting over an input of `rank` dims.
@@ -93,18 +115,23 @@ pub fn batch_norm_train_default<B: Backend>(
     epsilon: f64,
 ) -> BatchNormTrainOutput<B> {
     let (rank, dtype) = (x.shape().num_dims(), x.dtype());
+    let count = (x.shape().num_elements() / x.shape()[1].max(1)).max(1) as f64;
     let stats = stats_dtype(dtype);
-    let x_stats = cast_to::<B>(x.clone(), stats);
-    let mean = channel_mean::<B>(x_stats.clone());
-    let centered = B::float_sub(x_stats, per_channel::<B>(mean.clone(), rank));
-    let var = channel_mean::<B>(B::float_mul(centered.clone(), centered));
+    // mean = k + Σ(x − k)/M and var = Σ(x − k)²/M − (mean − k)², with k the channel's
+    // first value: one pass over the input.
+    let shift = cast_to::<B>(first_of_each_channel::<B>(x.clone()), stats);
+    let (sum, sum_of_squares) = B::batch_norm_sums(x.clone(), shift.clone(), None);
+    let offset = B::float_div_scalar(sum, count.into());
+    let mean = B::float_add(shift, offset.clone());
+    let var = B::float_clamp_min(
+        B::float_sub(B::float_div_scalar(sum_of_squares, count.into()), B::float_mul(offset.clone(), offset)),
+        0.0.into(),
+    );
     let scale = B::float_mul(cast_to::<B>(gamma, stats), inverse_std::<B>(var.clone(), epsilon));
     let shift = B::float_sub(cast_to::<B>(beta, stats), B::float_mul(mean.clone(), scale.clone()));
     let back = FloatDType::from(dtype);
-    let output = B::float_add(
-        B::float_mul(x, per_channel::<B>(cast_to::<B>(scale, back), rank)),
-        per_channel::<B>(cast_to::<B>(shift, back), rank),
-    );
+    let [scale, shift] = [scale, shift].map(|t| per_channel::<B>(cast_to::<B>(t, back), rank));
+    let output = B::float_add(B::float_mul(x, scale), shift);
     BatchNormTrainOutput::new(output, mean, var)
 }
 
@@ -125,22 +152,20 @@ pub fn batch_norm_train_backward_default<B: Backend>(
     let count = (x.shape().num_elements() / channels.max(1)) as f64;
     let stats = stats_dtype(dtype);
     let (mean, inv_std) = (cast_to::<B>(mean, stats), inverse_std::<B>(cast_to::<B>(var, stats), epsilon));
-    // x̂ and dy in `[N, C, …]`, in the statistics' float type.
-    let x_hat = B::float_mul(
-        B::float_sub(cast_to::<B>(x, stats), per_channel::<B>(mean, rank)),
-        per_channel::<B>(inv_std.clone(), rank),
-    );
-    let dy = cast_to::<B>(output_grad, stats);
-    let beta_grad = channel_sum::<B>(dy.clone());
-    let gamma_grad = channel_sum::<B>(B::float_mul(dy.clone(), x_hat.clone()));
-    // dx = a·dy + b·x̂ + c with a = γ·s, b = −a·dγ/M and c = −a·dβ/M.
-    let a = B::float_mul(cast_to::<B>(gamma, stats), inv_std);
+    // dβ = Σ dy and dγ = s·Σ dy·(x − mean), one pass over x and dy.
+    let (beta_grad, weighted) = B::batch_norm_sums(x.clone(), mean.clone(), Some(output_grad.clone()));
+    let gamma_grad = B::float_mul(weighted, inv_std.clone());
+    // dx = a·dy + b·x̂ + c = a·dy + (b·s)·(x − mean) + c, with a = γ·s, b = −a·dγ/M and
+    // c = −a·dβ/M: per-channel factors, one element-wise pass.
+    // The per-channel factors first, then the element-wise chain with nothing between
+    // its ops, so that a fusing backend runs it as one kernel.
+    let a = B::float_mul(cast_to::<B>(gamma, stats), inv_std.clone());
     let b = B::float_mul_scalar(B::float_mul(a.clone(), gamma_grad.clone()), (-1.0 / count).into());
     let c = B::float_mul_scalar(B::float_mul(a.clone(), beta_grad.clone()), (-1.0 / count).into());
-    let x_grad = B::float_add(
-        B::float_add(B::float_mul(dy, per_channel::<B>(a, rank)), B::float_mul(x_hat, per_channel::<B>(b, rank))),
-        per_channel::<B>(c, rank),
-    );
+    let [mean, a, b, c] = [mean, a, B::float_mul(b, inv_std), c].map(|t| per_channel::<B>(t, rank));
+    let (x, output_grad) = (cast_to::<B>(x, stats), cast_to::<B>(output_grad, stats));
+    let centered = B::float_sub(x, mean);
+    let x_grad = B::float_add(B::float_add(B::float_mul(output_grad, a), B::float_mul(centered, b)), c);
     let back = FloatDType::from(gamma_dtype);
     BatchNormTrainBackward::new(
         cast_to::<B>(x_grad, FloatDType::from(dtype)),

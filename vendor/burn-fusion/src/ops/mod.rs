@@ -1,0 +1,16 @@
+mod activation;
+// shufflenas patch: the batch-norm sums as one custom operation.
+mod batch_norm;
+mod binary;
+mod bool_tensor;
+#[cfg(feature = "distributed")]
+mod distributed;
+mod int_tensor;
+mod module;
+mod qtensor;
+mod tensor;
+mod transaction;
+mod unary;
+
+mod base;
+pub use base::NoOp;
