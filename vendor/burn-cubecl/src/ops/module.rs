@@ -405,7 +405,7 @@ where
         shift: FloatTensor<Self>,
         weights: Option<FloatTensor<Self>>,
     ) -> (FloatTensor<Self>, FloatTensor<Self>) {
-        if !kernel::batch_norm::takes_batch_norm_sums(&x) {
+        if !kernel::batch_norm::takes_batch_norm_sums(&x, weights.as_ref()) {
             return burn_backend::ops::batch_norm::batch_norm_sums_default::<Self>(x, shift, weights);
         }
         let channels = x.meta.shape()[1];
