@@ -86,10 +86,12 @@ fn partial_sums_kernel<E: Numeric>(
     second[c * units + unit] = sum_second;
 }
 
-/// Whether [`batch_norm_partial_sums`] takes these inputs: `x [N, C, H, W]`, float32
-/// or half precision (the sums are float32), and `weights`, if any, of the same type.
+/// Whether [`batch_norm_partial_sums`] takes these inputs: a non-empty `x [N, C, H, W]`,
+/// float32 or half precision (the sums are float32), and `weights`, if any, of the same
+/// type.
 pub(crate) fn takes_batch_norm_sums<R: CubeRuntime>(x: &CubeTensor<R>, weights: Option<&CubeTensor<R>>) -> bool {
     x.meta.num_dims() == 4
+        && x.meta.num_elements() > 0
         && matches!(x.dtype, DType::F32 | DType::F16 | DType::BF16)
         && weights.is_none_or(|weights| weights.dtype == x.dtype)
 }

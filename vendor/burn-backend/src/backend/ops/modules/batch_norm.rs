@@ -156,9 +156,8 @@ pub fn batch_norm_train_backward_default<B: Backend>(
     let (beta_grad, weighted) = B::batch_norm_sums(x.clone(), mean.clone(), Some(output_grad.clone()));
     let gamma_grad = B::float_mul(weighted, inv_std.clone());
     // dx = a·dy + b·x̂ + c = a·dy + (b·s)·(x − mean) + c, with a = γ·s, b = −a·dγ/M and
-    // c = −a·dβ/M: per-channel factors, one element-wise pass.
-    // The per-channel factors first, then the element-wise chain with nothing between
-    // its ops, so that a fusing backend runs it as one kernel.
+    // c = −a·dβ/M: the per-channel factors first, then one element-wise chain with
+    // nothing between its ops, so that a fusing backend runs it as one kernel.
     let a = B::float_mul(cast_to::<B>(gamma, stats), inv_std.clone());
     let b = B::float_mul_scalar(B::float_mul(a.clone(), gamma_grad.clone()), (-1.0 / count).into());
     let c = B::float_mul_scalar(B::float_mul(a.clone(), beta_grad.clone()), (-1.0 / count).into());
