@@ -12,8 +12,8 @@ use crate::{
     Fusion, FusionBackend,
     stream::{OperationStreams, execution::Operation},
 };
-use burn_backend::{DType, Shape, tensor::FloatTensor};
-use burn_ir::{CustomOpIr, HandleContainer, OperationIr, TensorIr};
+use burn_backend::{DType, Shape, ops::batch_norm::stats_dtype, tensor::FloatTensor};
+use burn_ir::{CustomOpIr, HandleContainer, OperationIr, OperationOutput, TensorIr};
 use std::marker::PhantomData;
 
 /// Inputs `[x, shift]` or `[x, shift, weights]`; outputs the two sums.
@@ -47,16 +47,13 @@ pub(crate) fn batch_norm_sums<B: FusionBackend>(
     }
     let client = x.client.clone();
     let channels = x.shape[1];
-    let dtype = match x.dtype {
-        DType::F16 | DType::BF16 => DType::F32,
-        other => other,
-    };
+    let dtype = DType::from(stats_dtype(x.dtype));
     let mut inputs = vec![x.into_ir(), shift.into_ir()];
     inputs.extend(weights.map(|weights| weights.into_ir()));
     let sum = || TensorIr::uninit(client.create_empty_handle(), Shape::new([channels]), dtype);
     let outputs = [sum(), sum()];
     let desc = CustomOpIr::new("shufflenas_batch_norm_sums", &inputs, &outputs);
-    let mut sums = client
+    let [first, second] = client
         .register(
             streams,
             OperationIr::Custom(desc.clone()),
@@ -65,9 +62,6 @@ pub(crate) fn batch_norm_sums<B: FusionBackend>(
                 _b: PhantomData,
             },
         )
-        .into_iter();
-    match (sums.next(), sums.next()) {
-        (Some(first), Some(second)) => (first, second),
-        _ => unreachable!("the operation declares two outputs"),
-    }
+        .outputs();
+    (first, second)
 }

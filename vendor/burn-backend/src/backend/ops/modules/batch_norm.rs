@@ -36,7 +36,7 @@ pub struct BatchNormTrainBackward<B: Backend> {
 
 /// The float type statistics are computed in: float32 for half-precision tensors, else
 /// the tensor's own.
-fn stats_dtype(dtype: burn_std::DType) -> FloatDType {
+pub fn stats_dtype(dtype: burn_std::DType) -> FloatDType {
     match dtype {
         burn_std::DType::F16 | burn_std::DType::BF16 => FloatDType::F32,
         other => FloatDType::from(other),
@@ -95,6 +95,11 @@ pub fn batch_norm_sums_default<B: Backend>(
     }
 }
 
+/// Values per channel `M` of `[N, C, ...]`, at least 1 (so an empty input divides by 1).
+fn values_per_channel(shape: &Shape) -> f64 {
+    (shape.num_elements() / shape[1].max(1)).max(1) as f64
+}
+
 /// `[C]` → `[1, C, 1, …]` for broadcasting over an input of `rank` dims.
 fn per_channel<B: Backend>(t: FloatTensor<B>, rank: usize) -> FloatTensor<B> {
     let mut dims = alloc::vec![1; rank];
@@ -115,7 +120,7 @@ pub fn batch_norm_train_default<B: Backend>(
     epsilon: f64,
 ) -> BatchNormTrainOutput<B> {
     let (rank, dtype) = (x.shape().num_dims(), x.dtype());
-    let count = (x.shape().num_elements() / x.shape()[1].max(1)).max(1) as f64;
+    let count = values_per_channel(&x.shape());
     let stats = stats_dtype(dtype);
     // mean = k + Σ(x − k)/M and var = Σ(x − k)²/M − (mean − k)², with k the channel's
     // first value: one pass over the input.
@@ -148,8 +153,7 @@ pub fn batch_norm_train_backward_default<B: Backend>(
     output_grad: FloatTensor<B>,
 ) -> BatchNormTrainBackward<B> {
     let (rank, dtype, gamma_dtype) = (x.shape().num_dims(), x.dtype(), gamma.dtype());
-    let channels = x.shape()[1];
-    let count = (x.shape().num_elements() / channels.max(1)) as f64;
+    let count = values_per_channel(&x.shape());
     let stats = stats_dtype(dtype);
     let (mean, inv_std) = (cast_to::<B>(mean, stats), inverse_std::<B>(cast_to::<B>(var, stats), epsilon));
     // dβ = Σ dy and dγ = s·Σ dy·(x − mean), one pass over x and dy.
