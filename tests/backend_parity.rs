@@ -211,6 +211,22 @@ fn asymmetric_depthwise_conv_gradients_match_flex() {
     assert_conv_matches_flex("asymmetric depthwise", [2, 6, 7, 10], [6, 1, 3, 5], options, 1e-4);
 }
 
+// Depthwise weight gradients over many output rows. On activations that are not
+// channels-last the CubeCL backends' kernel gives each unit one output column of a chunk
+// of at least 256 output rows `(n, oy)`: 101 items of 3×4 planes (303 rows) split into
+// two chunks, the second starting inside item 50; 300 items of 1×3 planes step to the
+// next item every row; a 23×19 plane is one chunk. Channels-last storage takes the
+// per-row kernel.
+#[test]
+fn depthwise_weight_gradient_over_many_rows_matches_flex() {
+    for input in [[101, 3, 3, 4], [300, 4, 1, 3], [2, 5, 23, 19]] {
+        let channels = input[1];
+        let options = ConvOptions::new([1, 1], [1, 1], [1, 1], channels);
+        let name = format!("depthwise on {input:?}");
+        assert_conv_matches_flex(&name, input, [channels, 1, 3, 3], options, 1e-4);
+    }
+}
+
 // Pointwise convs (13 → 9 channels, a bias) on inputs stored channels-first, as a
 // channel slice, and channels-last; the CubeCL backends run them, and their gradients,
 // as matmuls that read each layout in place (`vendor/burn-cubecl`, `pointwise.rs`). The

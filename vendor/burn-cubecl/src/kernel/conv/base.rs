@@ -9,9 +9,12 @@ use crate::{
     kernel::conv::{
         backward_data::{depthwise::depthwise_data_grad, fallback::conv_data_backward_fallback, implicit_gemm::*},
         backward_weight::{fallback::conv_weight_backward_fallback, implicit_gemm::*},
-        backward_weight::depthwise::{depthwise_weight_grad, is_depthwise},
+        backward_weight::depthwise::depthwise_weight_grad,
         conv_1x1, conv_1x1_data_grad, conv_1x1_weight_grad,
-        forward::{depthwise::depthwise_forward, implicit_gemm::conv_gemm_simple_sync},
+        forward::{
+            depthwise::{depthwise_forward, is_depthwise},
+            implicit_gemm::conv_gemm_simple_sync,
+        },
     },
     ops::{permute_nchw_to_nhwc, permute_nchw_to_nhwc_shape, permute_nhwc_to_nchw},
     tensor::CubeTensor,

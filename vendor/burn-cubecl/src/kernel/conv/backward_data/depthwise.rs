@@ -93,7 +93,7 @@ fn depthwise_data_grad_kernel<E: Numeric>(
 /// The data gradient of a depthwise convolution, NHWC views: `out_grad [N, OH, OW, C]`,
 /// `weight [C, KH, KW, 1]` → `in_shape [N, H, W, C]`, stored channels-last when the
 /// output gradient's channel stride is 1 and as `[N, C, H, W]` otherwise. Takes the
-/// convolutions that `backward_weight::depthwise::is_depthwise` accepts.
+/// convolutions that `forward::depthwise::is_depthwise` accepts.
 pub(crate) fn depthwise_data_grad<R: CubeRuntime, const N_DIM: usize>(
     out_grad: CubeTensor<R>,
     weight: CubeTensor<R>,

@@ -5,15 +5,21 @@
 //!
 //! `dW[c, ky, kx] = Σ_{n, oy, ox} dy[n, oy, ox, c] · x[n, oy·s + ky·d − p, ox·s + kx·d − p, c]`
 //!
-//! 1. `partial_kernel`: one unit per (row chunk, tap, channel), channels innermost so
-//!    neighbouring units read neighbouring channels of the NHWC tensors; each sums its
-//!    tap over `ROWS_PER_CHUNK` output rows `(n, oy)` in order, into `[chunks, taps, C]`.
-//! 2. `sum_kernel`: one unit per weight element (channels innermost again), summing its
-//!    chunks in order.
+//! 1. A partial-sum kernel reads the activations in place, in the layout they have:
+//!    - channels-last (`rows_partial_kernel`): one unit per (row chunk, tap, channel),
+//!      channels innermost so neighbouring units read neighbouring channels; each sums
+//!      its tap over `ROWS_PER_CHUNK` output rows `(n, oy)` in order, into
+//!      `[chunks, taps, C]`;
+//!    - any other layout (`columns_partial_kernel`; a model's NCHW activations and
+//!      channel slices of them): one unit per (channel, tap, chunk of output rows,
+//!      output column), the column innermost so neighbouring units read neighbouring
+//!      pixels of a plane; each sums its tap down its column over the chunk's rows
+//!      `(n, oy)` in order, into `[C, taps, chunks·OW]`.
+//! 2. `sum_kernel`: one unit per weight element, summing its partial sums in order.
 //!
 //! Products and sums are float32 whatever the element type (a half-precision sum over
 //! a batch-256 plane would lose the gradient), cast once at the end. The order of every
-//! sum is fixed, so the result does not depend on the launch geometry: deterministic.
+//! sum is fixed: deterministic. Nothing is copied to another layout.
 
 use burn_backend::{DType, ops::ConvOptions};
 use burn_std::Shape;
@@ -21,13 +27,21 @@ use cubecl::{calculate_cube_count_elemwise, prelude::*};
 
 use crate::{
     CubeRuntime,
-    kernel::{into_contiguous, utils::address_type},
-    ops::numeric::empty_device_dtype,
+    kernel::utils::address_type,
+    ops::{
+        numeric::{empty_device_dtype, zeros},
+        permute,
+    },
     tensor::CubeTensor,
 };
 
-/// Output rows `(n, oy)` per partial sum.
+/// Output rows `(n, oy)` per partial sum, channels-last.
 const ROWS_PER_CHUNK: usize = 8;
+/// Output rows each unit sums at least (one column of each), other layouts.
+const MIN_VALUES_PER_UNIT: usize = 256;
+/// Units per (channel, tap) at most, other layouts: the partial sums stay small and
+/// `sum_kernel`'s loops short.
+const MAX_UNITS_PER_TAP: usize = 1024;
 
 #[derive(CubeLaunch, CubeType)]
 struct DepthwiseGradArgs {
@@ -44,7 +58,7 @@ struct DepthwiseGradArgs {
 /// `input [N, H, W, C]`, `out_grad [N, OH, OW, C]` (channel stride 1), `partial
 /// [chunks, KH·KW, C]` contiguous float32.
 #[cube(launch_unchecked, address_type = "dynamic")]
-fn partial_kernel<E: Numeric>(
+fn rows_partial_kernel<E: Numeric>(
     input: &Tensor<E>,
     out_grad: &Tensor<E>,
     partial: &mut Tensor<f32>,
@@ -91,8 +105,62 @@ fn partial_kernel<E: Numeric>(
     partial[ABSOLUTE_POS] = sum;
 }
 
-/// `partial [chunks, taps, C]` (float32) → `weight_grad [C, taps]` (contiguous, `E`).
-/// Unit `tap · C + c`, so neighbouring units read neighbouring partial sums.
+/// `input [N, H, W, C]`, `out_grad [N, OH, OW, C]` (any strides), `partial [C, KH·KW,
+/// chunks·OW]` contiguous float32. Unit `chunk · OW + ox` of a (channel, tap) sums the
+/// tap over output column `ox` of `args.rows_per_chunk` output rows `(n, oy)` in order.
+#[cube(launch_unchecked, address_type = "dynamic")]
+fn columns_partial_kernel<E: Numeric>(
+    input: &Tensor<E>,
+    out_grad: &Tensor<E>,
+    partial: &mut Tensor<f32>,
+    args: DepthwiseGradArgs,
+    #[define(E)] _dtype: StorageType,
+) {
+    if ABSOLUTE_POS >= partial.len() {
+        terminate!();
+    }
+    let out_h = out_grad.shape(1);
+    let out_w = out_grad.shape(2);
+    let units = partial.shape(2);
+    let taps = partial.shape(1);
+    let unit = ABSOLUTE_POS % units;
+    let rest = ABSOLUTE_POS / units;
+    let tap = rest % taps;
+    let c = rest / taps;
+    let ox = unit % out_w;
+    let chunk = unit / out_w;
+    let ix = (ox * args.stride_1 + (tap % args.kernel_1) * args.dilation_1) as i32 - args.padding_1 as i32;
+    let y_offset = ((tap / args.kernel_1) * args.dilation_0) as i32 - args.padding_0 as i32;
+    let in_h = input.shape(1) as i32;
+
+    let mut sum = 0f32;
+    if ix >= 0 && ix < input.shape(2) as i32 {
+        let in_column = ix as usize * input.stride(2) + c * input.stride(3);
+        let grad_column = ox * out_grad.stride(2) + c * out_grad.stride(3);
+        let row_start = chunk * args.rows_per_chunk;
+        let row_end = clamp_max(row_start + args.rows_per_chunk, out_grad.shape(0) * out_h);
+        let mut n = row_start / out_h;
+        let mut oy = row_start % out_h;
+        for _ in row_start..row_end {
+            let iy = (oy * args.stride_0) as i32 + y_offset;
+            if iy >= 0 && iy < in_h {
+                let grad = out_grad[n * out_grad.stride(0) + oy * out_grad.stride(1) + grad_column];
+                let value = input[n * input.stride(0) + iy as usize * input.stride(1) + in_column];
+                sum += f32::cast_from(grad) * f32::cast_from(value);
+            }
+            oy += 1;
+            if oy == out_h {
+                oy = 0;
+                n += 1;
+            }
+        }
+    }
+    partial[ABSOLUTE_POS] = sum;
+}
+
+/// `partial [chunks, taps, C]` (float32, any strides) → `weight_grad [C, taps]`
+/// (contiguous, `E`), each weight element the sum of its chunks in order. Unit
+/// `tap · C + c`.
 #[cube(launch_unchecked, address_type = "dynamic")]
 fn sum_kernel<E: Numeric>(
     partial: &Tensor<f32>,
@@ -107,43 +175,45 @@ fn sum_kernel<E: Numeric>(
     let channels = partial.shape(2);
     let tap = ABSOLUTE_POS / channels;
     let c = ABSOLUTE_POS % channels;
+    let base = tap * partial.stride(1) + c * partial.stride(2);
     let mut sum = 0f32;
     for chunk in 0..chunks {
-        sum += partial[(chunk * taps + tap) * channels + c];
+        sum += partial[base + chunk * partial.stride(0)];
     }
     weight_grad[c * taps + tap] = E::cast_from(sum);
 }
 
-/// Whether [`depthwise_weight_grad`] handles this convolution: 2-D, every group one
-/// input and one output channel.
-pub(crate) fn is_depthwise<const N_DIM: usize>(weight_shape: &Shape, options: &ConvOptions<N_DIM>) -> bool {
-    N_DIM == 2 && options.groups > 1 && weight_shape[0] == options.groups && weight_shape[N_DIM + 1] == 1
-}
-
-/// The weight gradient of a depthwise convolution, NHWC: `input [N, H, W, C]`,
-/// `output_grad [N, OH, OW, C]` → `[C, KH, KW, 1]` (`weight_shape`).
+/// The weight gradient of a depthwise convolution, NHWC views: `input [N, H, W, C]`,
+/// `output_grad [N, OH, OW, C]`, both with any strides → `[C, KH, KW, 1]`
+/// (`weight_shape`). Takes the convolutions that `forward::depthwise::is_depthwise`
+/// accepts.
 pub(crate) fn depthwise_weight_grad<R: CubeRuntime, const N_DIM: usize>(
     input: CubeTensor<R>,
     output_grad: CubeTensor<R>,
     weight_shape: Shape,
     options: ConvOptions<N_DIM>,
 ) -> CubeTensor<R> {
-    // Channels innermost in memory, so that neighbouring units read neighbouring
-    // addresses (the NCHW activations of a model arrive as permuted views).
-    let channels_last = |t: CubeTensor<R>| if t.meta.strides()[3] == 1 { t } else { into_contiguous(t) };
-    let (input, output_grad) = (channels_last(input), channels_last(output_grad));
-    let [batch, out_h] = [output_grad.meta.shape()[0], output_grad.meta.shape()[1]];
+    let [batch, out_h, out_w] = [0, 1, 2].map(|d| output_grad.meta.shape()[d]);
     let (channels, kernel_0, kernel_1) = (weight_shape[0], weight_shape[1], weight_shape[2]);
     let taps = kernel_0 * kernel_1;
-    let chunks = (batch * out_h).div_ceil(ROWS_PER_CHUNK).max(1);
+    let channels_last = input.meta.strides()[3] == 1 && output_grad.meta.strides()[3] == 1;
     let client = input.client.clone();
     let device = input.device.clone();
     let dtype = input.dtype;
-
-    let partial = empty_device_dtype(client.clone(), device.clone(), Shape::new([chunks, taps, channels]), DType::F32);
-    let units = partial.meta.num_elements();
-    let cube_dim = CubeDim::new(&client, units);
-    let cube_count = calculate_cube_count_elemwise(&client, units, cube_dim);
+    if output_grad.meta.num_elements() == 0 {
+        return zeros(device, weight_shape, dtype);
+    }
+    let rows = batch * out_h;
+    // Channels-last: chunks of `ROWS_PER_CHUNK` rows. Otherwise one unit per (column,
+    // chunk of rows): at least `MIN_VALUES_PER_UNIT` rows each, at most
+    // `MAX_UNITS_PER_TAP` units per (channel, tap) where the rows allow.
+    let (rows_per_chunk, partial_shape) = if channels_last {
+        (ROWS_PER_CHUNK, [rows.div_ceil(ROWS_PER_CHUNK).max(1), taps, channels])
+    } else {
+        let chunks = rows.div_ceil(MIN_VALUES_PER_UNIT).clamp(1, (MAX_UNITS_PER_TAP / out_w).max(1));
+        let rows_per_chunk = rows.div_ceil(chunks);
+        (rows_per_chunk, [channels, taps, rows.div_ceil(rows_per_chunk) * out_w])
+    };
     let args = DepthwiseGradArgsLaunch::new(
         options.stride[0],
         options.stride[1],
@@ -152,23 +222,46 @@ pub(crate) fn depthwise_weight_grad<R: CubeRuntime, const N_DIM: usize>(
         options.padding[0],
         options.padding[1],
         kernel_1,
-        ROWS_PER_CHUNK,
+        rows_per_chunk,
     );
-    // SAFETY: every unit checks its position against `partial`'s length, and every read
-    // is bounds-checked against the shapes it indexes.
+    let partial = empty_device_dtype(client.clone(), device.clone(), Shape::new(partial_shape), DType::F32);
+    let units = partial.meta.num_elements();
+    let cube_dim = CubeDim::new(&client, units);
+    let cube_count = calculate_cube_count_elemwise(&client, units, cube_dim);
+    let address_type = address_type!(input, output_grad, partial);
+    let (input, output_grad) = (input.into_tensor_arg(), output_grad.into_tensor_arg());
+    // SAFETY: every unit checks its position against `partial`'s length and writes its
+    // own slot; every read is bounds-checked against the shapes it indexes, through
+    // the tensors' own strides.
     unsafe {
-        partial_kernel::launch_unchecked(
-            &client,
-            cube_count,
-            cube_dim,
-            address_type!(input, output_grad, partial),
-            input.into_tensor_arg(),
-            output_grad.into_tensor_arg(),
-            partial.clone().into_tensor_arg(),
-            args,
-            dtype.into(),
-        )
+        if channels_last {
+            rows_partial_kernel::launch_unchecked(
+                &client,
+                cube_count,
+                cube_dim,
+                address_type,
+                input,
+                output_grad,
+                partial.clone().into_tensor_arg(),
+                args,
+                dtype.into(),
+            )
+        } else {
+            columns_partial_kernel::launch_unchecked(
+                &client,
+                cube_count,
+                cube_dim,
+                address_type,
+                input,
+                output_grad,
+                partial.clone().into_tensor_arg(),
+                args,
+                dtype.into(),
+            )
+        }
     };
+    // Both as `[chunks, taps, C]`, a view for the per-column one.
+    let partial = if channels_last { partial } else { permute(partial, &[2, 1, 0]) };
 
     let weight_grad = empty_device_dtype(client.clone(), device, weight_shape, dtype);
     let units = weight_grad.meta.num_elements();

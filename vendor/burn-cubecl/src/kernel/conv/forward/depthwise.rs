@@ -72,6 +72,12 @@ pub(crate) fn unit_position<E: Numeric>(tensor: &Tensor<E>, #[comptime] channels
     position
 }
 
+/// Whether the depthwise kernels (forward, data and weight gradients) handle this
+/// convolution: 2-D, every group one input and one output channel.
+pub(crate) fn is_depthwise<const N_DIM: usize>(weight_shape: &Shape, options: &ConvOptions<N_DIM>) -> bool {
+    N_DIM == 2 && options.groups > 1 && weight_shape[0] == options.groups && weight_shape[N_DIM + 1] == 1
+}
+
 /// `input [N, H, W, C]`, `weight [C, KH, KW, 1]`, `bias [C]`, `output [N, OH, OW, C]`,
 /// all with any strides; unit order channels-innermost with `channels_last`, else
 /// columns-innermost (`[N, C, OH, OW]`).
@@ -124,7 +130,7 @@ fn depthwise_kernel<E: Numeric>(
 /// A depthwise convolution, NHWC view: `input [N, H, W, C]`, `weight [C, KH, KW, 1]`,
 /// `bias [C]` → `[N, OH, OW, C]`, stored channels-last when the input's channel stride
 /// is 1 and as `[N, C, OH, OW]` (a permuted view) otherwise. Takes the convolutions that
-/// `backward_weight::depthwise::is_depthwise` accepts.
+/// [`is_depthwise`] accepts.
 pub(crate) fn depthwise_forward<R: CubeRuntime, const N_DIM: usize>(
     input: CubeTensor<R>,
     weight: CubeTensor<R>,
