@@ -73,6 +73,12 @@ impl<O: NumOperations> Block<O> {
                 BlockOptimization::new(strategy, self.ordering)
             }
             BestOptimization::NotFound => {
+                // shufflenas patch: only the block's first operation runs unfused. The
+                // rest (the operations that depend on it, which the block took in while
+                // every fuser was closed) go back to the search, as the operations past a
+                // found optimization do, so that e.g. the element-wise chain after a
+                // convolution is fused instead of run one kernel per operation.
+                self.ordering.truncate(1);
                 let strategy = ExecutionStrategy::Operations {
                     ordering: Arc::new(self.ordering.clone()),
                 };
