@@ -104,11 +104,28 @@ impl Gradients {
     ///
     /// If the registered tensor is distributed, launches a syncing operation on the gradients.
     pub fn register<B: Backend>(&mut self, node_id: NodeId, value: FloatTensor<B>) {
-        let out = if let Some(tensor_old) = self.container.remove::<B>(&node_id.value) {
-            B::float_add(value, tensor_old.tensor())
-        } else {
-            value
-        };
+        self.register_with::<B>(node_id, |old| match old {
+            Some(old) => B::float_add(value, old),
+            None => value,
+        });
+    }
+
+    /// shufflenas patch: register a grad tensor computed from the one registered so far
+    /// for this node, if any (`register` adds the new one to it). A backward pass that
+    /// adds its gradient into part of the parent's (a `select`) then writes into the
+    /// existing gradient instead of a zero-filled tensor that is added afterwards.
+    ///
+    /// If the registered tensor is distributed, launches a syncing operation on the gradients.
+    pub fn register_with<B: Backend>(
+        &mut self,
+        node_id: NodeId,
+        compute: impl FnOnce(Option<FloatTensor<B>>) -> FloatTensor<B>,
+    ) {
+        let old = self
+            .container
+            .remove::<B>(&node_id.value)
+            .map(|tensor| tensor.tensor());
+        let out = compute(old);
 
         self.container
             .register::<B>(node_id.value, TensorPrimitive::Float(out));

@@ -1433,11 +1433,19 @@ impl<B: Backend, C: CheckpointStrategy> FloatTensorOps<Self> for Autodiff<B, C> 
                 _checkpointer: &mut Checkpointer,
             ) {
                 let (dim, indices, shape, device) = ops.state;
+                let [parent] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
 
-                unary::<B, _>(ops.parents, ops.node, grads, |grad| {
-                    let zeros = B::float_zeros(shape, &device, grad.dtype().into());
-                    B::float_select_add(zeros, dim, indices, grad)
-                });
+                // shufflenas patch: the selected rows' gradient is added into the input's
+                // gradient so far when it has one (a tensor selected from twice, as a
+                // channel shuffle's two halves), instead of into zeros and then added to
+                // it: one zero fill and one addition of the whole input less, same values.
+                if let Some(parent) = parent {
+                    grads.register_with::<B>(parent.id, |so_far| {
+                        let base = so_far.unwrap_or_else(|| B::float_zeros(shape, &device, grad.dtype().into()));
+                        B::float_select_add(base, dim, indices, grad)
+                    });
+                }
             }
         }
 
