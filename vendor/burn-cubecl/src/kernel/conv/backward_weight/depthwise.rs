@@ -5,12 +5,12 @@
 //!
 //! `dW[c, ky, kx] = Σ_{n, oy, ox} dy[n, oy, ox, c] · x[n, oy·s + ky·d − p, ox·s + kx·d − p, c]`
 //!
-//! 1. A partial-sum kernel reads the activations in place, in the layout they have:
-//!    - channels-last (`rows_partial_kernel`): one unit per (row chunk, tap, channel),
+//! 1. `partial_kernel` reads the activations in place, in the layout they have:
+//!    - channels-last (`rows_sum`): one unit per (row chunk, tap, channel),
 //!      channels innermost so neighbouring units read neighbouring channels; each sums
 //!      its tap over `ROWS_PER_CHUNK` output rows `(n, oy)` in order, into
 //!      `[chunks, taps, C]`;
-//!    - any other layout (`columns_partial_kernel`; a model's NCHW activations and
+//!    - any other layout (`column_sum`; a model's NCHW activations and
 //!      channel slices of them): one unit per (channel, tap, chunk of output rows,
 //!      output column), the column innermost so neighbouring units read neighbouring
 //!      pixels of a plane; each sums its tap down its column over the chunk's rows
@@ -55,21 +55,42 @@ struct DepthwiseGradArgs {
     rows_per_chunk: usize,
 }
 
-/// `input [N, H, W, C]`, `out_grad [N, OH, OW, C]` (channel stride 1), `partial
-/// [chunks, KH·KW, C]` contiguous float32.
+/// One partial sum per unit into `partial` (contiguous float32), from `input [N, H, W,
+/// C]` and `out_grad [N, OH, OW, C]`: with `channels_last` (channel stride 1) the
+/// per-row sum into `[chunks, KH·KW, C]`, otherwise the per-column one into `[C, KH·KW,
+/// chunks·OW]` (any strides).
 #[cube(launch_unchecked, address_type = "dynamic")]
-fn rows_partial_kernel<E: Numeric>(
+#[allow(unused_assignments)] // the sum's initial zero (set in both branches)
+fn partial_kernel<E: Numeric>(
     input: &Tensor<E>,
     out_grad: &Tensor<E>,
     partial: &mut Tensor<f32>,
     args: DepthwiseGradArgs,
+    #[comptime] channels_last: bool,
     #[define(E)] _dtype: StorageType,
 ) {
     if ABSOLUTE_POS >= partial.len() {
         terminate!();
     }
-    let channels = partial.shape(2);
-    let taps = partial.shape(1);
+    let mut sum = 0f32;
+    if channels_last {
+        sum = rows_sum(input, out_grad, &args, partial.shape(1), partial.shape(2));
+    } else {
+        sum = column_sum(input, out_grad, &args, partial.shape(1), partial.shape(2));
+    }
+    partial[ABSOLUTE_POS] = sum;
+}
+
+/// Unit `ABSOLUTE_POS` of `[chunks, taps, C]`: its tap's products summed over the
+/// chunk's `args.rows_per_chunk` output rows `(n, oy)`, each row's columns in order.
+#[cube]
+fn rows_sum<E: Numeric>(
+    input: &Tensor<E>,
+    out_grad: &Tensor<E>,
+    args: &DepthwiseGradArgs,
+    taps: usize,
+    channels: usize,
+) -> f32 {
     let c = ABSOLUTE_POS % channels;
     let rest = ABSOLUTE_POS / channels;
     let tap = rest % taps;
@@ -102,27 +123,22 @@ fn rows_partial_kernel<E: Numeric>(
             }
         }
     }
-    partial[ABSOLUTE_POS] = sum;
+    sum
 }
 
-/// `input [N, H, W, C]`, `out_grad [N, OH, OW, C]` (any strides), `partial [C, KH·KW,
-/// chunks·OW]` contiguous float32. Unit `chunk · OW + ox` of a (channel, tap) sums the
-/// tap over output column `ox` of `args.rows_per_chunk` output rows `(n, oy)` in order.
-#[cube(launch_unchecked, address_type = "dynamic")]
-fn columns_partial_kernel<E: Numeric>(
+/// Unit `ABSOLUTE_POS` of `[C, taps, units]`, its unit `chunk · OW + ox`: its tap's
+/// products summed down output column `ox` over the chunk's `args.rows_per_chunk`
+/// output rows `(n, oy)` in order.
+#[cube]
+fn column_sum<E: Numeric>(
     input: &Tensor<E>,
     out_grad: &Tensor<E>,
-    partial: &mut Tensor<f32>,
-    args: DepthwiseGradArgs,
-    #[define(E)] _dtype: StorageType,
-) {
-    if ABSOLUTE_POS >= partial.len() {
-        terminate!();
-    }
+    args: &DepthwiseGradArgs,
+    taps: usize,
+    units: usize,
+) -> f32 {
     let out_h = out_grad.shape(1);
     let out_w = out_grad.shape(2);
-    let units = partial.shape(2);
-    let taps = partial.shape(1);
     let unit = ABSOLUTE_POS % units;
     let rest = ABSOLUTE_POS / units;
     let tap = rest % taps;
@@ -155,7 +171,7 @@ fn columns_partial_kernel<E: Numeric>(
             }
         }
     }
-    partial[ABSOLUTE_POS] = sum;
+    sum
 }
 
 /// `partial [chunks, taps, C]` (float32, any strides) → `weight_grad [C, taps]`
@@ -228,37 +244,22 @@ pub(crate) fn depthwise_weight_grad<R: CubeRuntime, const N_DIM: usize>(
     let units = partial.meta.num_elements();
     let cube_dim = CubeDim::new(&client, units);
     let cube_count = calculate_cube_count_elemwise(&client, units, cube_dim);
-    let address_type = address_type!(input, output_grad, partial);
-    let (input, output_grad) = (input.into_tensor_arg(), output_grad.into_tensor_arg());
     // SAFETY: every unit checks its position against `partial`'s length and writes its
     // own slot; every read is bounds-checked against the shapes it indexes, through
     // the tensors' own strides.
     unsafe {
-        if channels_last {
-            rows_partial_kernel::launch_unchecked(
-                &client,
-                cube_count,
-                cube_dim,
-                address_type,
-                input,
-                output_grad,
-                partial.clone().into_tensor_arg(),
-                args,
-                dtype.into(),
-            )
-        } else {
-            columns_partial_kernel::launch_unchecked(
-                &client,
-                cube_count,
-                cube_dim,
-                address_type,
-                input,
-                output_grad,
-                partial.clone().into_tensor_arg(),
-                args,
-                dtype.into(),
-            )
-        }
+        partial_kernel::launch_unchecked(
+            &client,
+            cube_count,
+            cube_dim,
+            address_type!(input, output_grad, partial),
+            input.into_tensor_arg(),
+            output_grad.into_tensor_arg(),
+            partial.clone().into_tensor_arg(),
+            args,
+            channels_last,
+            dtype.into(),
+        )
     };
     // Both as `[chunks, taps, C]`, a view for the per-column one.
     let partial = if channels_last { partial } else { permute(partial, &[2, 1, 0]) };
