@@ -229,7 +229,9 @@ fn depthwise_weight_gradient_over_many_rows_matches_flex() {
 
 // Pointwise convs (13 → 9 channels, a bias) on inputs stored channels-first, as a
 // channel slice, and channels-last; the CubeCL backends run them, and their gradients,
-// as matmuls that read each layout in place (`vendor/burn-cubecl`, `pointwise.rs`). The
+// as matmuls that read each layout in place (`vendor/burn-cubecl`, `pointwise.rs`), and
+// burn-fusion adds the bias as its own fusable addition (`vendor/burn-fusion`,
+// `conv_bias.rs`). The
 // weight gradient of channels-first activations takes one of two ways by plane size: a
 // 6×5 plane sums per item then over the batch, a 2×1 plane copies both operands
 // channels-last first. A 1×1 plane (squeeze-excitation's convs) is channels-last

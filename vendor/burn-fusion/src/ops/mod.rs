@@ -3,6 +3,8 @@ mod activation;
 mod batch_norm;
 mod binary;
 mod bool_tensor;
+// shufflenas patch: a pointwise convolution's bias as its own, fusable addition.
+mod conv_bias;
 #[cfg(feature = "distributed")]
 mod distributed;
 mod int_tensor;

@@ -14,6 +14,9 @@ use burn_backend::{
 use burn_ir::*;
 use std::marker::PhantomData;
 
+// shufflenas patch: a pointwise convolution's bias as its own addition.
+use super::conv_bias::{add_channel_bias, is_pointwise};
+
 macro_rules! make_ops {
     ($name:ident, $desc:ty, $fn:expr) => {
         #[derive(new, Debug)]
@@ -199,6 +202,14 @@ impl<B: FusionBackend> ModuleOps<Fusion<B>> for Fusion<B> {
         bias: Option<FloatTensor<Self>>,
         options: ConvOptions<2>,
     ) -> FloatTensor<Self> {
+        // shufflenas patch: a pointwise convolution's bias as its own addition (conv_bias.rs).
+        let bias = match bias {
+            Some(bias) if is_pointwise(&weight.shape, &options) => {
+                let output = Self::conv2d(x, weight, None, options);
+                return add_channel_bias::<B>(output, bias);
+            }
+            bias => bias,
+        };
         make_ops!(Conv2dOps, Conv2dOpIr, |args: &Conv2dOpIr,
                                           handles: &mut HandleContainer<
             B::Handle,
