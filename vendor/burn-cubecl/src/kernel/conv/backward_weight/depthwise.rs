@@ -27,7 +27,10 @@ use cubecl::{calculate_cube_count_elemwise, prelude::*};
 
 use crate::{
     CubeRuntime,
-    kernel::utils::address_type,
+    kernel::{
+        conv::forward::depthwise::{DepthwiseArgs, depthwise_args},
+        utils::address_type,
+    },
     ops::{
         numeric::{empty_device_dtype, zeros},
         permute,
@@ -43,14 +46,11 @@ const MIN_VALUES_PER_UNIT: usize = 256;
 /// `sum_kernel`'s loops short.
 const MAX_UNITS_PER_TAP: usize = 1024;
 
+/// The convolution's geometry, and how the output rows are split into chunks.
 #[derive(CubeLaunch, CubeType)]
 struct DepthwiseGradArgs {
-    stride_0: usize,
-    stride_1: usize,
-    dilation_0: usize,
-    dilation_1: usize,
-    padding_0: usize,
-    padding_1: usize,
+    geometry: DepthwiseArgs,
+    /// The kernel's width: tap `t` is `(t / kernel_1, t % kernel_1)`.
     kernel_1: usize,
     rows_per_chunk: usize,
 }
@@ -110,12 +110,12 @@ fn rows_sum<E: Numeric>(
     for row in row_start..row_end {
         let n = row / out_h;
         let oy = row % out_h;
-        let iy = (oy * args.stride_0 + ky * args.dilation_0) as i32 - args.padding_0 as i32;
+        let iy = args.geometry.input_row(oy, ky);
         if iy >= 0 && iy < in_h {
             let in_base = n * input.stride(0) + iy as usize * input.stride(1) + c;
             let grad_base = n * out_grad.stride(0) + oy * out_grad.stride(1) + c;
             for ox in 0..out_w {
-                let ix = (ox * args.stride_1 + kx * args.dilation_1) as i32 - args.padding_1 as i32;
+                let ix = args.geometry.input_column(ox, kx);
                 if ix >= 0 && ix < in_w {
                     sum += f32::cast_from(out_grad[grad_base + ox * out_grad.stride(2)])
                         * f32::cast_from(input[in_base + ix as usize * input.stride(2)]);
@@ -145,8 +145,9 @@ fn column_sum<E: Numeric>(
     let c = rest / taps;
     let ox = unit % out_w;
     let chunk = unit / out_w;
-    let ix = (ox * args.stride_1 + (tap % args.kernel_1) * args.dilation_1) as i32 - args.padding_1 as i32;
-    let y_offset = ((tap / args.kernel_1) * args.dilation_0) as i32 - args.padding_0 as i32;
+    let ix = args.geometry.input_column(ox, tap % args.kernel_1);
+    // Output row `oy` reads input row `oy·s + y_offset`.
+    let y_offset = args.geometry.input_row(0, tap / args.kernel_1);
     let in_h = input.shape(1) as i32;
 
     let mut sum = 0f32;
@@ -158,7 +159,7 @@ fn column_sum<E: Numeric>(
         let mut n = row_start / out_h;
         let mut oy = row_start % out_h;
         for _ in row_start..row_end {
-            let iy = (oy * args.stride_0) as i32 + y_offset;
+            let iy = (oy * args.geometry.stride_0) as i32 + y_offset;
             if iy >= 0 && iy < in_h {
                 let grad = out_grad[n * out_grad.stride(0) + oy * out_grad.stride(1) + grad_column];
                 let value = input[n * input.stride(0) + iy as usize * input.stride(1) + in_column];
@@ -178,11 +179,7 @@ fn column_sum<E: Numeric>(
 /// (contiguous, `E`), each weight element the sum of its chunks in order. Unit
 /// `tap · C + c`.
 #[cube(launch_unchecked, address_type = "dynamic")]
-fn sum_kernel<E: Numeric>(
-    partial: &Tensor<f32>,
-    weight_grad: &mut Tensor<E>,
-    #[define(E)] _dtype: StorageType,
-) {
+fn sum_kernel<E: Numeric>(partial: &Tensor<f32>, weight_grad: &mut Tensor<E>, #[define(E)] _dtype: StorageType) {
     if ABSOLUTE_POS >= weight_grad.len() {
         terminate!();
     }
@@ -230,16 +227,7 @@ pub(crate) fn depthwise_weight_grad<R: CubeRuntime, const N_DIM: usize>(
         let rows_per_chunk = rows.div_ceil(chunks);
         (rows_per_chunk, [channels, taps, rows.div_ceil(rows_per_chunk) * out_w])
     };
-    let args = DepthwiseGradArgsLaunch::new(
-        options.stride[0],
-        options.stride[1],
-        options.dilation[0],
-        options.dilation[1],
-        options.padding[0],
-        options.padding[1],
-        kernel_1,
-        rows_per_chunk,
-    );
+    let args = DepthwiseGradArgsLaunch::new(depthwise_args::<R, N_DIM>(&options), kernel_1, rows_per_chunk);
     let partial = empty_device_dtype(client.clone(), device.clone(), Shape::new(partial_shape), DType::F32);
     let units = partial.meta.num_elements();
     let cube_dim = CubeDim::new(&client, units);

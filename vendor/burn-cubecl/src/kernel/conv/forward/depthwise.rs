@@ -35,6 +35,21 @@ pub(crate) struct DepthwiseArgs {
     pub padding_1: usize,
 }
 
+#[cube]
+impl DepthwiseArgs {
+    /// The input row that output row `oy` reads at kernel row `ky`: negative, or past the
+    /// input, in the padding.
+    pub fn input_row(&self, oy: usize, ky: usize) -> i32 {
+        (oy * self.stride_0 + ky * self.dilation_0) as i32 - self.padding_0 as i32
+    }
+
+    /// The input column that output column `ox` reads at kernel column `kx`, as
+    /// [`Self::input_row`].
+    pub fn input_column(&self, ox: usize, kx: usize) -> i32 {
+        (ox * self.stride_1 + kx * self.dilation_1) as i32 - self.padding_1 as i32
+    }
+}
+
 /// An element of an NHWC view.
 #[derive(CubeType)]
 pub(crate) struct Position {
@@ -110,12 +125,12 @@ fn depthwise_kernel<E: Numeric>(
     let bias: ComptimeOption<E> = bias.map(|bias| bias[c]);
     let mut sum = f32::cast_from(bias.unwrap_or_default());
     for ky in 0..kernel_0 {
-        let iy = (oy * args.stride_0 + ky * args.dilation_0) as i32 - args.padding_0 as i32;
+        let iy = args.input_row(oy, ky);
         if iy >= 0 && iy < in_h {
             let in_row = in_base + iy as usize * input.stride(1);
             let weight_row = weight_base + ky * weight.stride(1);
             for kx in 0..kernel_1 {
-                let ix = (ox * args.stride_1 + kx * args.dilation_1) as i32 - args.padding_1 as i32;
+                let ix = args.input_column(ox, kx);
                 if ix >= 0 && ix < in_w {
                     sum += f32::cast_from(input[in_row + ix as usize * input.stride(2)])
                         * f32::cast_from(weight[weight_row + kx * weight.stride(2)]);
@@ -183,7 +198,11 @@ pub(crate) fn depthwise_args<R: Runtime, const N_DIM: usize>(options: &ConvOptio
 
 /// An uninitialised NHWC view of shape `nhwc_shape` on `like`'s device with its element
 /// type, stored channels-last or as `[N, C, H, W]`.
-pub(crate) fn empty_nhwc_view<R: CubeRuntime>(like: &CubeTensor<R>, nhwc_shape: Shape, channels_last: bool) -> CubeTensor<R> {
+pub(crate) fn empty_nhwc_view<R: CubeRuntime>(
+    like: &CubeTensor<R>,
+    nhwc_shape: Shape,
+    channels_last: bool,
+) -> CubeTensor<R> {
     let (client, device, dtype) = (like.client.clone(), like.device.clone(), like.dtype);
     if channels_last {
         return empty_device_dtype(client, device, nhwc_shape, dtype);
