@@ -204,11 +204,15 @@ fn assert_conv_matches_flex(
 // A 7×10 plane, a 3×5 kernel, strides [1, 2], dilations [2, 1], paddings [0, 2], a bias,
 // and the input stored NCHW, as a channel slice or NHWC (the CubeCL backends' depthwise
 // kernels follow the input's layout): a kernel that mixes up the H and W roles of any of
-// them, or the layouts, fails here.
+// them, or the layouts, fails here. A 9×11 plane with strides [2, 2] and dilations [2, 3]
+// makes the data gradient's output positions step by 1 and 3, their taps by 1 and 2
+// (`d / gcd(s, d)`, `s / gcd(s, d)`).
 #[test]
 fn asymmetric_depthwise_conv_gradients_match_flex() {
     let options = ConvOptions::new([1, 2], [0, 2], [2, 1], 6);
     assert_conv_matches_flex("asymmetric depthwise", [2, 6, 7, 10], [6, 1, 3, 5], options, 1e-4);
+    let options = ConvOptions::new([2, 2], [1, 3], [2, 3], 6);
+    assert_conv_matches_flex("strided dilated depthwise", [2, 6, 9, 11], [6, 1, 3, 4], options, 1e-4);
 }
 
 // Depthwise weight gradients over many output rows. On activations that are not

@@ -10,7 +10,8 @@
 //! Each unit here computes one input element, in the unit order of the forward kernel
 //! (`forward/depthwise.rs`), and visits only the output positions whose window covers
 //! it (about `⌈K/s⌉` per axis rather than all `K` taps: a quarter of them for a stride-2
-//! 3×3 kernel). Products and sums are float32, in a fixed order: deterministic.
+//! 3×3 kernel), stepping through them without a division in its loops. Products and
+//! sums are float32, in a fixed order: deterministic.
 
 use burn_backend::ops::ConvOptions;
 use burn_std::Shape;
@@ -25,16 +26,70 @@ use crate::{
     tensor::CubeTensor,
 };
 
-/// The first output position `o` whose window reaches input position `reach − p`:
-/// the smallest `o ≥ 0` with `o·stride ≥ reach − span` (`span` = the kernel's dilated
-/// extent minus one).
+/// How the output positions along one axis step through the input positions their
+/// windows cover: with stride `s` and dilation `d`, the positions `o` whose window
+/// reaches a given input position at a tap `k` (`o·s + k·d` fixed) are `d / gcd(s, d)`
+/// apart, their taps `s / gcd(s, d)` apart, so no unit divides inside its loops.
+#[derive(CubeLaunch, CubeType)]
+struct AxisSteps {
+    /// `d / gcd(s, d)`.
+    output: usize,
+    /// `s / gcd(s, d)`.
+    tap: usize,
+}
+
+impl<R: Runtime> AxisStepsLaunch<R> {
+    /// The steps of an axis with this stride and dilation.
+    fn of(stride: usize, dilation: usize) -> Self {
+        let (mut a, mut b) = (stride, dilation);
+        while b != 0 {
+            (a, b) = (b, a % b);
+        }
+        Self::new(dilation / a, stride / a)
+    }
+}
+
+/// The convolution's geometry and its [`AxisSteps`] along H and W.
+#[derive(CubeLaunch, CubeType)]
+struct DepthwiseDataGradArgs {
+    geometry: DepthwiseArgs,
+    steps_0: AxisSteps,
+    steps_1: AxisSteps,
+}
+
+/// The output positions along one axis whose window covers an input position: `count`
+/// of them, the first at `first` and tap `tap`, then every [`AxisSteps`].
+#[derive(CubeType)]
+struct Window {
+    first: usize,
+    count: usize,
+    tap: usize,
+}
+
+/// The [`Window`] of the input position `reach − p` (`reach` = position + padding) on an
+/// axis with `out_len` output positions, kernel `kernel`, stride, dilation and steps.
 #[cube]
-fn first_window_position(reach: usize, span: usize, stride: usize) -> usize {
+#[allow(unused_assignments)] // the window's initial zeros (set when it is not empty)
+fn window(reach: usize, out_len: usize, kernel: usize, stride: usize, dilation: usize, steps: &AxisSteps) -> Window {
+    // The output positions `o` with `reach − span ≤ o·s ≤ reach` (`span` the kernel's
+    // dilated extent minus one), then the first of them at a whole tap.
+    let span = (kernel - 1) * dilation;
     let mut first = 0usize;
     if reach > span {
         first = (reach - span + stride - 1) / stride;
     }
-    first
+    let end = clamp_max(reach / stride + 1, out_len);
+    let mut tries = 0usize;
+    while first < end && tries < steps.output && (reach - first * stride) % dilation != 0 {
+        first += 1;
+        tries += 1;
+    }
+    let mut window = Window { first, count: 0, tap: 0 };
+    if first < end && (reach - first * stride) % dilation == 0 {
+        window.count = (end - first).div_ceil(steps.output);
+        window.tap = (reach - first * stride) / dilation;
+    }
+    window
 }
 
 /// `out_grad [N, OH, OW, C]`, `weight [C, KH, KW, 1]`, `in_grad [N, H, W, C]`, all with
@@ -44,7 +99,7 @@ fn depthwise_data_grad_kernel<E: Numeric>(
     out_grad: &Tensor<E>,
     weight: &Tensor<E>,
     in_grad: &mut Tensor<E>,
-    args: DepthwiseArgs,
+    args: DepthwiseDataGradArgs,
     #[comptime] channels_last: bool,
     #[define(E)] _dtype: StorageType,
 ) {
@@ -57,33 +112,36 @@ fn depthwise_data_grad_kernel<E: Numeric>(
     let ix = position.x;
     let c = position.c;
 
-    let out_h = out_grad.shape(1);
-    let out_w = out_grad.shape(2);
+    let geometry = &args.geometry;
+    let rows = window(
+        iy + geometry.padding_0,
+        out_grad.shape(1),
+        weight.shape(1),
+        geometry.stride_0,
+        geometry.dilation_0,
+        &args.steps_0,
+    );
+    let columns = window(
+        ix + geometry.padding_1,
+        out_grad.shape(2),
+        weight.shape(2),
+        geometry.stride_1,
+        geometry.dilation_1,
+        &args.steps_1,
+    );
     let grad_base = n * out_grad.stride(0) + c * out_grad.stride(3);
     let weight_base = c * weight.stride(0);
-    // The output rows that see input row `iy`: `oy·s = iy + p − ky·d` for a tap `ky`.
-    let y_reach = iy + args.padding_0;
-    let y_span = (weight.shape(1) - 1) * args.dilation_0;
-    let oy_start = first_window_position(y_reach, y_span, args.stride_0);
-    let oy_end = clamp_max(y_reach / args.stride_0 + 1, out_h);
-    let x_reach = ix + args.padding_1;
-    let x_span = (weight.shape(2) - 1) * args.dilation_1;
-    let ox_start = first_window_position(x_reach, x_span, args.stride_1);
-    let ox_end = clamp_max(x_reach / args.stride_1 + 1, out_w);
-
     let mut sum = 0f32;
-    for oy in oy_start..oy_end {
-        let y_offset = y_reach - oy * args.stride_0; // ky·d, at most y_span
-        if y_offset % args.dilation_0 == 0 {
-            let grad_row = grad_base + oy * out_grad.stride(1);
-            let weight_row = weight_base + (y_offset / args.dilation_0) * weight.stride(1);
-            for ox in ox_start..ox_end {
-                let x_offset = x_reach - ox * args.stride_1;
-                if x_offset % args.dilation_1 == 0 {
-                    sum += f32::cast_from(out_grad[grad_row + ox * out_grad.stride(2)])
-                        * f32::cast_from(weight[weight_row + (x_offset / args.dilation_1) * weight.stride(2)]);
-                }
-            }
+    for row in 0..rows.count {
+        let oy = rows.first + row * args.steps_0.output;
+        let ky = rows.tap - row * args.steps_0.tap;
+        let grad_row = grad_base + oy * out_grad.stride(1);
+        let weight_row = weight_base + ky * weight.stride(1);
+        for column in 0..columns.count {
+            let ox = columns.first + column * args.steps_1.output;
+            let kx = columns.tap - column * args.steps_1.tap;
+            sum += f32::cast_from(out_grad[grad_row + ox * out_grad.stride(2)])
+                * f32::cast_from(weight[weight_row + kx * weight.stride(2)]);
         }
     }
     let in_index = n * in_grad.stride(0) + iy * in_grad.stride(1) + ix * in_grad.stride(2) + c * in_grad.stride(3);
@@ -119,7 +177,11 @@ pub(crate) fn depthwise_data_grad<R: CubeRuntime, const N_DIM: usize>(
             out_grad.into_tensor_arg(),
             weight.into_tensor_arg(),
             in_grad.clone().into_tensor_arg(),
-            depthwise_args::<R, N_DIM>(&options),
+            DepthwiseDataGradArgsLaunch::new(
+                depthwise_args::<R, N_DIM>(&options),
+                AxisStepsLaunch::of(options.stride[0], options.dilation[0]),
+                AxisStepsLaunch::of(options.stride[1], options.dilation[1]),
+            ),
             channels_last,
             dtype.into(),
         )
