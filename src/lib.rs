@@ -7,8 +7,8 @@
 //! This package re-exports the workspace crates and holds what the examples share:
 //! - [`micronet_score`]: MicroNet Challenge counting;
 //! - [`model`]: search space, genomes, plans, op lists (and the Burn modules);
-//! - [`train`](crate::train): training;
-//! - [`search`](crate::search): architecture search.
+//! - [`train`]: supernet and subnet training;
+//! - [`search`]: architecture search.
 //!
 //! The tensor backend is chosen with a cargo feature: `flex` (CPU, default), `wgpu`
 //! or `cuda`.

@@ -43,7 +43,7 @@ pub struct PipelineArgs {
     /// Seed of everything.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Output directory (default: runs/<unix time>).
+    /// Output directory (default: runs/UNIX_TIME).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Data.

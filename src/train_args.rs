@@ -46,7 +46,7 @@ pub struct TrainArgs {
     /// Checkpoint every N epochs.
     #[arg(long, default_value_t = 1)]
     pub checkpoint_every: usize,
-    /// Run directory (default: runs/<job>-<unix time>).
+    /// Run directory (default: runs/JOB-UNIX_TIME).
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Resume from the latest checkpoint in --out.
@@ -64,7 +64,7 @@ pub struct TrainArgs {
 
 impl TrainArgs {
     /// The devices of the single-process path: GPUs `0..--devices`, or only the default
-    /// device with --ddp, where --devices counts the peer threads instead ([`fit_ddp`]).
+    /// device with --ddp, where --devices counts the peer threads instead (`fit_ddp`, feature `ddp`).
     ///
     /// # Errors
     /// As [`crate::backend::devices`].
