@@ -1,7 +1,7 @@
 //! Fitness evaluation of genomes. [`Evaluator`] is the plug-in point; the
 //! [`SupernetEvaluator`] is the seed's: recalibrate BN of the genome's path on a fixed
 //! set of training images, then measure top-1 on a validation split, with the
-//! supernet's weights.
+//! supernet's weights (on the genome's extracted network, batch norm folded).
 
 use std::path::Path;
 
@@ -112,7 +112,8 @@ fn materialize<B: Backend, M: Module<B>>(module: &M) {
 }
 
 /// The seed's evaluator: per genome, exact BN recalibration of its path on a fixed set
-/// of training images, then top-1/top-5 on the validation loader. Genomes are spread
+/// of training images, then top-1/top-5 on the validation loader, measured on the
+/// genome's network extracted from the supernet with its batch norms folded. Genomes are spread
 /// over supernet replicas, one thread each (one replica per device, or several on one
 /// CPU when the backend runs each op on one thread).
 pub struct SupernetEvaluator<'a, B: Backend> {
@@ -148,7 +149,7 @@ impl<'a, B: Backend> SupernetEvaluator<'a, B> {
         let (valid_hash, valid_seen) = data_digest(validation, 0)?;
         let context = format!(
             "weights {:016x} | recalibration {recal_seen} images {recal_hash:016x} | validation {valid_seen} images \
-             {valid_hash:016x}",
+             {valid_hash:016x} | BN folded",
             weights_digest(supernet)?
         );
         let space = supernet.space().clone();
@@ -162,10 +163,14 @@ impl<'a, B: Backend> SupernetEvaluator<'a, B> {
         Ok(Self { replicas, recalibration, images, validation, context })
     }
 
+    /// Recalibrates the BN of `arch`'s path in `replica`, then measures the genome's fixed
+    /// network, extracted with those statistics and its batch norms folded into the
+    /// convolutions: the path's outputs to float rounding, with contiguous weights and
+    /// no batch-norm pass.
     fn evaluate_on(&self, replica: &Supernet<B>, arch: &Architecture) -> Result<Evaluation, SearchError> {
         let plan = replica.space().decode(arch)?;
         recalibrate_supernet(replica, &plan, self.recalibration, self.images)?;
-        let (top1, top5) = replica.accuracy(self.validation, Some(&plan))?;
+        let (top1, top5) = replica.extract(arch)?.fuse_bn().accuracy(self.validation, None)?;
         Ok(Evaluation { top1, top5 })
     }
 }

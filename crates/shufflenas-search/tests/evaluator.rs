@@ -10,6 +10,8 @@ use shufflenas_model::nn::SupernetConfig;
 use shufflenas_model::{Architecture, SearchSpace};
 use shufflenas_search::{Evaluator, SearchError, SupernetEvaluator, load_supernet};
 use shufflenas_train::data::{BatchLoader, Normalization, Transform, embedded_fashion_mnist};
+use shufflenas_train::recalibrate::recalibrate_supernet;
+use shufflenas_train::trainer::ValidNet;
 
 fn loader(train: bool, n: usize) -> BatchLoader {
     let data = embedded_fashion_mnist(train).unwrap();
@@ -45,6 +47,25 @@ fn replicas_give_the_same_results_as_one_network_in_any_order() {
     let other = loader(true, 32);
     let three = SupernetEvaluator::new(&supernet, &[device], &other, 32, &valid).unwrap();
     assert_ne!(one.context(), three.context());
+}
+
+// The evaluator measures each genome's extracted network with its batch norms folded;
+// that must score what the recalibrated supernet path scores.
+#[test]
+fn folded_evaluation_scores_what_the_supernet_path_scores() {
+    let space = SearchSpace::tiny(1, 10);
+    let device = Default::default();
+    let supernet = SupernetConfig::new(space.clone()).init::<Flex>(&device).unwrap();
+    let (recal, valid) = (loader(true, 48), loader(false, 40));
+    let archs = archs(&space);
+    let mut evaluator = SupernetEvaluator::new(&supernet, &[device], &recal, 40, &valid).unwrap();
+    let folded = evaluator.evaluate(&archs).unwrap();
+    for (arch, folded) in archs.iter().zip(folded) {
+        let plan = space.decode(arch).unwrap();
+        recalibrate_supernet(&supernet, &plan, &recal, 40).unwrap();
+        let (top1, top5) = supernet.accuracy(&valid, Some(&plan)).unwrap();
+        assert_eq!((folded.top1, folded.top5), (top1, top5), "{arch}");
+    }
 }
 
 #[test]
