@@ -6,7 +6,7 @@ use std::sync::Arc;
 use burn::backend::Flex;
 use burn::module::Module;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
-use shufflenas_model::nn::SupernetConfig;
+use shufflenas_model::nn::{Supernet, SupernetConfig};
 use shufflenas_model::{Architecture, SearchSpace};
 use shufflenas_search::{Evaluator, SearchError, SupernetEvaluator, load_supernet};
 use shufflenas_train::data::{BatchLoader, Normalization, Transform, embedded_fashion_mnist};
@@ -21,17 +21,28 @@ fn loader(train: bool, n: usize) -> BatchLoader {
         .without_shuffle()
 }
 
-fn archs(space: &SearchSpace) -> Vec<Architecture> {
-    (0..4).map(|seed| Architecture::random_seeded(space, seed)).collect()
+/// A tiny random supernet, 48 recalibration and 40 validation images, four genomes.
+struct Fixture {
+    space: SearchSpace,
+    supernet: Supernet<Flex>,
+    recal: BatchLoader,
+    valid: BatchLoader,
+    archs: Vec<Architecture>,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        let space = SearchSpace::tiny(1, 10);
+        let supernet = SupernetConfig::new(space.clone()).init::<Flex>(&Default::default()).unwrap();
+        let archs = (0..4).map(|seed| Architecture::random_seeded(&space, seed)).collect();
+        Self { space, supernet, recal: loader(true, 48), valid: loader(false, 40), archs }
+    }
 }
 
 #[test]
 fn replicas_give_the_same_results_as_one_network_in_any_order() {
-    let space = SearchSpace::tiny(1, 10);
+    let Fixture { supernet, recal, valid, archs, .. } = Fixture::new();
     let device = Default::default();
-    let supernet = SupernetConfig::new(space.clone()).init::<Flex>(&device).unwrap();
-    let (recal, valid) = (loader(true, 48), loader(false, 40));
-    let archs = archs(&space);
     let mut one = SupernetEvaluator::new(&supernet, &[device], &recal, 40, &valid).unwrap();
     let mut two = SupernetEvaluator::new(&supernet, &[device, device], &recal, 40, &valid).unwrap();
     assert_eq!(one.context(), two.context());
@@ -53,12 +64,8 @@ fn replicas_give_the_same_results_as_one_network_in_any_order() {
 // that must score what the recalibrated supernet path scores.
 #[test]
 fn folded_evaluation_scores_what_the_supernet_path_scores() {
-    let space = SearchSpace::tiny(1, 10);
-    let device = Default::default();
-    let supernet = SupernetConfig::new(space.clone()).init::<Flex>(&device).unwrap();
-    let (recal, valid) = (loader(true, 48), loader(false, 40));
-    let archs = archs(&space);
-    let mut evaluator = SupernetEvaluator::new(&supernet, &[device], &recal, 40, &valid).unwrap();
+    let Fixture { space, supernet, recal, valid, archs } = Fixture::new();
+    let mut evaluator = SupernetEvaluator::new(&supernet, &[Default::default()], &recal, 40, &valid).unwrap();
     let folded = evaluator.evaluate(&archs).unwrap();
     for (arch, folded) in archs.iter().zip(folded) {
         let plan = space.decode(arch).unwrap();
