@@ -235,11 +235,10 @@ fn depthwise_weight_gradient_over_many_rows_matches_flex() {
 // channel slice, and channels-last; the CubeCL backends run them, and their gradients,
 // as matmuls that read each layout in place (`vendor/burn-cubecl`, `pointwise.rs`), and
 // burn-fusion adds the bias as its own fusable addition (`vendor/burn-fusion`,
-// `conv_bias.rs`). The
-// weight gradient of channels-first activations takes one of two ways by plane size: a
-// 6×5 plane sums per item then over the batch, a 2×1 plane copies both operands
-// channels-last first. A 1×1 plane (squeeze-excitation's convs) is channels-last
-// whatever the storage.
+// `conv_bias.rs`). The weight gradient of channels-first activations takes one of two
+// ways by plane size: a 6×5 plane sums per item then over the batch, a 2×1 plane copies
+// both operands channels-last first. A 1×1 plane (squeeze-excitation's convs) is
+// channels-last whatever the storage.
 #[test]
 fn pointwise_conv_on_every_input_layout_matches_flex() {
     let options = ConvOptions::new([1, 1], [0, 0], [1, 1], 1);

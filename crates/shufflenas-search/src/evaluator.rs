@@ -113,9 +113,9 @@ fn materialize<B: Backend, M: Module<B>>(module: &M) {
 
 /// The seed's evaluator: per genome, exact BN recalibration of its path on a fixed set
 /// of training images, then top-1/top-5 on the validation loader, measured on the
-/// genome's network extracted from the supernet with its batch norms folded. Genomes are spread
-/// over supernet replicas, one thread each (one replica per device, or several on one
-/// CPU when the backend runs each op on one thread).
+/// genome's network extracted from the supernet with its batch norms folded. Genomes
+/// are spread over supernet replicas, one thread each (one replica per device, or
+/// several on one CPU when the backend runs each op on one thread).
 pub struct SupernetEvaluator<'a, B: Backend> {
     replicas: Vec<Supernet<B>>,
     recalibration: &'a BatchLoader,

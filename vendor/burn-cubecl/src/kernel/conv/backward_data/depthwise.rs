@@ -79,13 +79,13 @@ fn window(reach: usize, out_len: usize, kernel: usize, stride: usize, dilation: 
         first = (reach - span + stride - 1) / stride;
     }
     let end = clamp_max(reach / stride + 1, out_len);
-    let mut tries = 0usize;
-    while first < end && tries < steps.output && (reach - first * stride) % dilation != 0 {
+    // Whole taps recur every `steps.output` positions: none in the first that many, none.
+    let search_end = clamp_max(first + steps.output, end);
+    while first < search_end && (reach - first * stride) % dilation != 0 {
         first += 1;
-        tries += 1;
     }
     let mut window = Window { first, count: 0, tap: 0 };
-    if first < end && (reach - first * stride) % dilation == 0 {
+    if first < search_end {
         window.count = (end - first).div_ceil(steps.output);
         window.tap = (reach - first * stride) / dilation;
     }
