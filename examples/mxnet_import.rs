@@ -79,8 +79,15 @@ fn run(args: Args) -> Result<(), String> {
     let unused = params.len() - count_used(&net);
     let tmp = shufflenas::io::temp_path(&args.out);
     let mut store = SafetensorsStore::from_file(&tmp).metadata("architecture", arch.to_string());
-    net.save_into(&mut store).map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
-    std::fs::rename(&tmp, &args.out).map_err(|e| format!("cannot write {}: {e}", args.out.display()))?;
+    let written = net
+        .save_into(&mut store)
+        .map_err(|e| e.to_string())
+        .and_then(|()| std::fs::rename(&tmp, &args.out).map_err(|e| e.to_string()));
+    if let Err(e) = written {
+        // Leave nothing half-written behind; an earlier file at `--out` stays as it was.
+        let _ = std::fs::remove_file(&tmp);
+        return Err(format!("cannot write {}: {e}", args.out.display()));
+    }
     println!(
         "converted {} tensors of {} into {} ({} unused)",
         count_used(&net),

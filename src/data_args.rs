@@ -122,6 +122,15 @@ impl DataArgs {
         };
         let small = |train: InMemoryDataset, valid: InMemoryDataset, norm: Normalization| {
             let (channels, classes) = (train.channels(), train.num_classes());
+            if valid.channels() != channels {
+                return Err(DataError::SplitMismatch {
+                    path: format!(
+                        "the test split of {}",
+                        self.data.as_ref().map_or_else(|| "the embedded data".into(), |d| d.display().to_string())
+                    ),
+                    reason: format!("{} channels per image, the training split has {channels}", valid.channels()),
+                });
+            }
             let train = limit(train, self.train_limit);
             if self.holdout >= train.len() {
                 return Err(DataError::Empty(format!(
@@ -180,6 +189,7 @@ impl DataArgs {
                 let options = ImageFolderOptions { skip_corrupt: self.skip_corrupt };
                 let train = ImageFolder::open(&d.join("train"), options)?;
                 let valid = ImageFolder::open(&d.join("val"), options)?;
+                train.check_same_classes(&valid, &d.join("val"))?;
                 let classes = train.num_classes();
                 let norm = Normalization::imagenet();
                 let size = self.image_size;

@@ -68,10 +68,13 @@ pub fn parse(bytes: &[u8], path: &str) -> Result<NpyArray, NpyError> {
         .filter(|t| !t.is_empty())
         .map(|t| t.parse::<usize>().map_err(|_| bad(&format!("bad dimension '{t}'"))))
         .collect::<Result<Vec<_>, _>>()?;
-    let count: usize = shape.iter().product();
+    let bytes_needed = shape
+        .iter()
+        .try_fold(4usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| bad(&format!("shape {shape:?} overflows the address space")))?;
     let data = &bytes[start + header_len..];
-    if data.len() != count * 4 {
-        return Err(bad(&format!("shape {shape:?} needs {} bytes of data, found {}", count * 4, data.len())));
+    if data.len() != bytes_needed {
+        return Err(bad(&format!("shape {shape:?} needs {bytes_needed} bytes of data, found {}", data.len())));
     }
     let values = data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
     Ok(NpyArray { shape, values })
@@ -138,6 +141,9 @@ mod tests {
         let mut bytes = encode(&array);
         bytes.truncate(bytes.len() - 3);
         assert!(parse(&bytes, "b.npy").unwrap_err().to_string().contains("needs 16 bytes"));
+        // A shape whose byte count passes usize (4 · 2^62 wraps to 0) is named, not wrapped.
+        let huge = encode(&NpyArray { shape: vec![1 << 62], values: vec![] });
+        assert!(parse(&huge, "h.npy").unwrap_err().to_string().contains("overflows"));
         let f64_header = String::from_utf8(encode(&array)).unwrap_or_default();
         assert!(f64_header.is_empty() || f64_header.contains("<f4"));
         let mut wrong = encode(&array);

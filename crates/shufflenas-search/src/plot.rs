@@ -17,20 +17,31 @@ fn plot_error(path: &Path, e: impl std::fmt::Display) -> SearchError {
 
 type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 
-/// Draws the legend (lower right) and writes the file.
-fn finish<'a, 'b: 'a>(
-    path: &Path,
-    root: &DrawingArea<SVGBackend<'b>, Shift>,
-    chart: &mut Chart<'a, 'b>,
-) -> Result<(), SearchError> {
+/// Draws the legend (lower right).
+fn draw_legend<'a, 'b: 'a>(path: &Path, chart: &mut Chart<'a, 'b>) -> Result<(), SearchError> {
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::LowerRight)
         .background_style(WHITE.mix(0.8))
         .border_style(BLACK)
         .draw()
-        .map_err(|e| plot_error(path, e))?;
-    root.present().map_err(|e| plot_error(path, e))
+        .map_err(|e| plot_error(path, e))
+}
+
+/// Renders a 900×600 plot with `draw` in memory, then writes it to `path` atomically
+/// (an interrupted run leaves the previous plot, never a truncated one).
+fn write_svg(
+    path: &Path,
+    draw: impl FnOnce(&DrawingArea<SVGBackend<'_>, Shift>) -> Result<(), SearchError>,
+) -> Result<(), SearchError> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 600)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
+        draw(&root)?;
+        root.present().map_err(|e| plot_error(path, e))?;
+    }
+    crate::write_text(path, &svg)
 }
 
 /// Writes `accuracy_vs_flops.svg`, `accuracy_vs_params.svg` (for `results[0]`) and
@@ -74,34 +85,34 @@ fn scatter(
     let (x_lo, x_hi) = points.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.0), b.max(p.0)));
     let (y_lo, y_hi) = points.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| (a.min(p.1), b.max(p.1)));
     let generations = result.generations.len();
-    let root = SVGBackend::new(path, (900, 600)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption(
-            format!("{} search: top-1 vs {x_label} (colour: generation, line: Pareto front)", result.strategy),
-            ("sans-serif", 18),
-        )
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(55)
-        .build_cartesian_2d(padded(x_lo, x_hi), padded(y_lo, y_hi))
-        .map_err(|e| plot_error(path, e))?;
-    chart.configure_mesh().x_desc(x_label).y_desc("top-1 (%)").draw().map_err(|e| plot_error(path, e))?;
-    chart
-        .draw_series(
-            points.iter().map(|&(px, py, g)| Circle::new((px, py), 3, generation_colour(g, generations).filled())),
-        )
-        .map_err(|e| plot_error(path, e))?;
-    let line: Vec<(f64, f64)> = front.iter().map(|&i| (points[i].0, points[i].1)).collect();
-    chart
-        .draw_series(LineSeries::new(line.clone(), BLACK.stroke_width(2)))
-        .map_err(|e| plot_error(path, e))?
-        .label("Pareto front")
-        .legend(|(lx, ly)| PathElement::new(vec![(lx, ly), (lx + 20, ly)], BLACK.stroke_width(2)));
-    chart
-        .draw_series(line.iter().map(|&p| Cross::new(p, 5, BLACK.stroke_width(2))))
-        .map_err(|e| plot_error(path, e))?;
-    finish(path, &root, &mut chart)
+    write_svg(path, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption(
+                format!("{} search: top-1 vs {x_label} (colour: generation, line: Pareto front)", result.strategy),
+                ("sans-serif", 18),
+            )
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(55)
+            .build_cartesian_2d(padded(x_lo, x_hi), padded(y_lo, y_hi))
+            .map_err(|e| plot_error(path, e))?;
+        chart.configure_mesh().x_desc(x_label).y_desc("top-1 (%)").draw().map_err(|e| plot_error(path, e))?;
+        chart
+            .draw_series(
+                points.iter().map(|&(px, py, g)| Circle::new((px, py), 3, generation_colour(g, generations).filled())),
+            )
+            .map_err(|e| plot_error(path, e))?;
+        let line: Vec<(f64, f64)> = front.iter().map(|&i| (points[i].0, points[i].1)).collect();
+        chart
+            .draw_series(LineSeries::new(line.clone(), BLACK.stroke_width(2)))
+            .map_err(|e| plot_error(path, e))?
+            .label("Pareto front")
+            .legend(|(lx, ly)| PathElement::new(vec![(lx, ly), (lx + 20, ly)], BLACK.stroke_width(2)));
+        chart
+            .draw_series(line.iter().map(|&p| Cross::new(p, 5, BLACK.stroke_width(2))))
+            .map_err(|e| plot_error(path, e))?;
+        draw_legend(path, &mut chart)
+    })
 }
 
 /// Best fitness so far after each generation, one line per strategy.
@@ -116,27 +127,27 @@ fn best_per_generation(path: &Path, results: &[&SearchResult]) -> Result<(), Sea
     let all = series.iter().flat_map(|s| s.1.iter());
     let (x_hi, y_lo, y_hi) =
         all.fold((1.0f64, f64::INFINITY, f64::NEG_INFINITY), |(x, a, b), p| (x.max(p.0), a.min(p.1), b.max(p.1)));
-    let root = SVGBackend::new(path, (900, 600)).into_drawing_area();
-    root.fill(&WHITE).map_err(|e| plot_error(path, e))?;
-    let mut chart = ChartBuilder::on(&root)
-        .caption("best fitness so far per generation, same evaluation budget", ("sans-serif", 18))
-        .margin(12)
-        .x_label_area_size(40)
-        .y_label_area_size(60)
-        .build_cartesian_2d(-0.2..x_hi + 0.2, padded(y_lo, y_hi))
-        .map_err(|e| plot_error(path, e))?;
-    chart.configure_mesh().x_desc("generation").y_desc("best fitness").draw().map_err(|e| plot_error(path, e))?;
-    let palette = [RGBColor(200, 40, 40), RGBColor(40, 80, 200), RGBColor(40, 150, 60), RGBColor(120, 60, 160)];
-    for (i, (name, points)) in series.into_iter().enumerate() {
-        let colour = palette[i % palette.len()];
-        chart
-            .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
-            .map_err(|e| plot_error(path, e))?
-            .label(name)
-            .legend(move |(lx, ly)| PathElement::new(vec![(lx, ly), (lx + 20, ly)], colour.stroke_width(2)));
-        chart
-            .draw_series(points.into_iter().map(|p| Circle::new(p, 3, colour.filled())))
+    write_svg(path, |root| {
+        let mut chart = ChartBuilder::on(root)
+            .caption("best fitness so far per generation, same evaluation budget", ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(-0.2..x_hi + 0.2, padded(y_lo, y_hi))
             .map_err(|e| plot_error(path, e))?;
-    }
-    finish(path, &root, &mut chart)
+        chart.configure_mesh().x_desc("generation").y_desc("best fitness").draw().map_err(|e| plot_error(path, e))?;
+        let palette = [RGBColor(200, 40, 40), RGBColor(40, 80, 200), RGBColor(40, 150, 60), RGBColor(120, 60, 160)];
+        for (i, (name, points)) in series.into_iter().enumerate() {
+            let colour = palette[i % palette.len()];
+            chart
+                .draw_series(LineSeries::new(points.clone(), colour.stroke_width(2)))
+                .map_err(|e| plot_error(path, e))?
+                .label(name)
+                .legend(move |(lx, ly)| PathElement::new(vec![(lx, ly), (lx + 20, ly)], colour.stroke_width(2)));
+            chart
+                .draw_series(points.into_iter().map(|p| Circle::new(p, 3, colour.filled())))
+                .map_err(|e| plot_error(path, e))?;
+        }
+        draw_legend(path, &mut chart)
+    })
 }

@@ -265,6 +265,11 @@ impl Search<'_> {
                 self.cost.table.positions()
             )));
         }
+        if matches!(self.objective, Objective::LatencyAware { .. }) && self.cost.latency.is_none() {
+            return Err(SearchError::Settings(
+                "the latency-aware objective needs a latency table (the `latency_table` example measures one)".into(),
+            ));
+        }
         self.cost.check_feasible(&self.domain, &self.constraints, FEASIBILITY_TRIES)
     }
 

@@ -219,6 +219,17 @@ fn bad_settings_and_impossible_constraints_are_errors() {
         s.genetic(&small_ga(0), &mut Landscape { calls: 0 }, &mut NoObserver),
         Err(SearchError::Impossible(_))
     ));
+
+    // Without a table every predicted latency would count as 0 ms: a plain accuracy
+    // search under another name. Refused before anything is evaluated.
+    let mut s = search(&cost, &space, None);
+    s.objective = Objective::LatencyAware { per_ms: 0.01 };
+    let mut landscape = Landscape { calls: 0 };
+    let err = s
+        .random(&RandomConfig { budget: 4, per_generation: 4, top_k: 1, seed: 0 }, &mut landscape, &mut NoObserver)
+        .unwrap_err();
+    assert!(matches!(err, SearchError::Settings(_)) && err.to_string().contains("latency table"), "{err}");
+    assert_eq!(landscape.calls, 0);
 }
 
 #[test]

@@ -48,9 +48,12 @@ pub fn load_checked<B: Backend, M: Module<B>>(fresh: M, path: &Path, device: &B:
     let file = model_file(path)?;
     let expected = tensor_shapes(&fresh);
     let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
-    let record = Recorder::<B>::load(&recorder, file.with_extension(""), device).map_err(|e| error(&file, e))?;
-    // Burn asserts (panics) when a record's lists of layers have other lengths than the
-    // module's: turn that into an error.
+    // Burn asserts (panics) when a stored tensor's rank differs from its parameter's
+    // (a corrupt or foreign file), and when a record's lists of layers have other
+    // lengths than the module's: both become errors.
+    let record = quietly_catch_panic(|| Recorder::<B>::load(&recorder, file.with_extension(""), device))
+        .map_err(|_| error(&file, "corrupt: a stored tensor does not have its parameter's rank"))?
+        .map_err(|e| error(&file, e))?;
     let loaded = quietly_catch_panic(|| fresh.load_record(record))
         .map_err(|_| error(&file, "does not match: its lists of layers have other lengths than the module's"))?;
     let got = tensor_shapes(&loaded);

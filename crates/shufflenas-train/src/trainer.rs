@@ -99,6 +99,16 @@ impl TrainConfig {
                 self.mixup_alpha
             )));
         }
+        if !(0.0..=1.0).contains(&self.label_smoothing) {
+            return Err(TrainError::Config(format!("label smoothing must be in [0, 1], got {}", self.label_smoothing)));
+        }
+        let non_negative = [("learning rate", self.lr), ("weight decay", self.weight_decay)];
+        if let Some((name, value)) = non_negative.into_iter().find(|(_, v)| !(v.is_finite() && *v >= 0.0)) {
+            return Err(TrainError::Config(format!("{name} must be finite and non-negative, got {value}")));
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return Err(TrainError::Config(format!("momentum must be in [0, 1), got {}", self.momentum)));
+        }
         if let Some(problem) = self.distill.as_ref().and_then(Distillation::problem) {
             return Err(TrainError::Config(problem));
         }
@@ -214,6 +224,13 @@ pub enum TrainError {
     /// unreachable, or the peers disagree).
     #[error("distributed training: {0}")]
     Distributed(String),
+    /// Training from scratch into a run directory that already holds a run: its
+    /// checkpoints would be overwritten one epoch at a time.
+    #[error("{dir} already holds a training run (latest.json): resume it, or train into another directory")]
+    RunExists {
+        /// The run directory.
+        dir: String,
+    },
     /// Resuming a run with a different configuration or architecture.
     #[error("cannot resume from {path}: it was written by a different run configuration ({reason})")]
     Incompatible {
@@ -512,8 +529,18 @@ impl Trainer<'_> {
                 return Err(TrainError::Config("a teacher was given but distillation is not configured".into()));
             }
         };
-        std::fs::create_dir_all(&self.dir).map_err(|e| checkpoint_error(&self.dir, e))?;
         let steps_per_epoch = self.train.batches_per_epoch();
+        if steps_per_epoch == 0 {
+            return Err(TrainError::Config(format!(
+                "the training split has {} images, fewer than one batch of {}: no step would run",
+                self.train.len(),
+                self.train.batch_size()
+            )));
+        }
+        if !resume && self.latest().is_file() {
+            return Err(TrainError::RunExists { dir: self.dir.display().to_string() });
+        }
+        std::fs::create_dir_all(&self.dir).map_err(|e| checkpoint_error(&self.dir, e))?;
         let mut lr = WarmupCosineLr::new(
             self.config.lr,
             self.config.warmup_epochs * steps_per_epoch,
@@ -890,5 +917,14 @@ mod tests {
             TrainConfig { distill: Some(Distillation { weight: 2.0, temperature: 1.0 }), ..TrainConfig::default() };
         assert!(matches!(bad_weight.check(), Err(TrainError::Config(m)) if m.contains("weight")));
         assert!(TrainConfig { mixup_alpha: 0.4, ..TrainConfig::default() }.check().is_ok());
+        // Burn's loss asserts on smoothing outside [0, 1]: the check names it first.
+        for smoothing in [1.5, -0.1, f32::NAN] {
+            let bad = TrainConfig { label_smoothing: smoothing, ..TrainConfig::default() };
+            assert!(matches!(bad.check(), Err(TrainError::Config(m)) if m.contains("label smoothing")));
+        }
+        let bad_lr = TrainConfig { lr: f64::INFINITY, ..TrainConfig::default() };
+        assert!(matches!(bad_lr.check(), Err(TrainError::Config(m)) if m.contains("learning rate")));
+        let bad_momentum = TrainConfig { momentum: 1.0, ..TrainConfig::default() };
+        assert!(matches!(bad_momentum.check(), Err(TrainError::Config(m)) if m.contains("momentum")));
     }
 }

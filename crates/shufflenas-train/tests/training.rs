@@ -136,7 +136,7 @@ fn supernet_resume_is_bit_identical_to_a_straight_run() {
 }
 
 #[test]
-fn a_diverging_run_stops_with_the_step_and_keeps_the_checkpoint() {
+fn a_diverging_run_stops_with_the_step_and_a_fresh_run_keeps_off_an_earlier_one() {
     let _guard = serial();
     let device = Default::default();
     let space = SearchSpace::tiny(1, 10);
@@ -155,12 +155,49 @@ fn a_diverging_run_stops_with_the_step_and_keeps_the_checkpoint() {
         on_step: None,
     };
     good.fit(make(), &device, false, &mut |_| {}).unwrap();
+    let saved = std::fs::read(dir.join("checkpoint-0001").join("model.mpk")).unwrap();
+    // Training from scratch into that directory would replace its checkpoints epoch by
+    // epoch: it is refused, and the run is left as it was.
     let diverging = Trainer { config: TrainConfig { epochs: 3, lr: 1e18, ..config() }, stop_after: None, ..good };
+    let err = diverging.fit(make(), &device, false, &mut |_| {}).unwrap_err();
+    assert!(matches!(err, TrainError::RunExists { .. }), "{err}");
+    assert_eq!(std::fs::read(dir.join("checkpoint-0001").join("model.mpk")).unwrap(), saved);
+    // In a directory of its own, the diverging run stops at the first non-finite loss,
+    // naming the step, and saves no checkpoint of its broken weights.
+    let fresh = run_dir("nan-fresh");
+    let diverging = Trainer { dir: fresh.clone(), ..diverging };
     let err = diverging.fit(make(), &device, false, &mut |_| {}).unwrap_err();
     assert!(matches!(err, TrainError::NonFinite { .. }), "{err}");
     assert!(err.to_string().contains("step"), "{err}");
-    assert!(dir.join("checkpoint-0001").join("model.mpk").is_file());
+    assert!(!fresh.join("latest.json").exists());
     let _ = std::fs::remove_dir_all(dir);
+    let _ = std::fs::remove_dir_all(fresh);
+}
+
+// With `drop_last`, a split smaller than a batch has no step per epoch: the run would
+// "train" every epoch at loss 0 and save the untrained weights.
+#[test]
+fn a_training_split_smaller_than_a_batch_is_refused() {
+    let device = Default::default();
+    let space = SearchSpace::tiny(1, 10);
+    let (train, _) = loaders(8);
+    let train = train.drop_last();
+    let dir = run_dir("too-small");
+    let arch = Architecture::random_seeded(&space, 1);
+    let net = ShuffleNasNetConfig::new(space.clone(), arch.clone()).init::<B>(&device).unwrap();
+    let trainer = Trainer {
+        config: config(),
+        train: &train,
+        valid: None,
+        sampler: None,
+        dir: dir.clone(),
+        model_id: arch.to_string(),
+        stop_after: None,
+        on_step: None,
+    };
+    let err = trainer.fit(net, &device, false, &mut |_| {}).unwrap_err();
+    assert!(matches!(&err, TrainError::Config(m) if m.contains("8 images, fewer than one batch of 16")), "{err}");
+    assert!(!dir.exists());
 }
 
 #[test]

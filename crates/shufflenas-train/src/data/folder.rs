@@ -85,6 +85,28 @@ impl ImageFolder {
         &self.classes
     }
 
+    /// Checks that `other` (e.g. the `val/` split next to this `train/` one) has the
+    /// same class folders, so that a label means the same class in both.
+    ///
+    /// # Errors
+    /// [`DataError::SplitMismatch`] naming the first class folder that differs.
+    pub fn check_same_classes(&self, other: &ImageFolder, other_root: &Path) -> Result<(), DataError> {
+        if self.classes == other.classes {
+            return Ok(());
+        }
+        let missing = self.classes.iter().find(|c| !other.classes.contains(c));
+        let extra = other.classes.iter().find(|c| !self.classes.contains(c));
+        let reason = match (missing, extra) {
+            (_, Some(extra)) => format!("class folder '{extra}' is not in the training split"),
+            (Some(missing), None) => format!("class folder '{missing}' of the training split is missing"),
+            (None, None) => "the class folders are in another order".into(),
+        };
+        Err(DataError::SplitMismatch {
+            path: other_root.display().to_string(),
+            reason: format!("{reason} ({} classes here, {} in training)", other.classes.len(), self.classes.len()),
+        })
+    }
+
     /// Files left out by `skip_corrupt`.
     pub fn skipped(&self) -> &[PathBuf] {
         &self.skipped
@@ -144,5 +166,30 @@ mod tests {
         let err = ImageFolder::open(&root, ImageFolderOptions::default()).unwrap_err();
         assert!(err.to_string().contains("empty") && err.to_string().contains("has no"), "{err}");
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    // Labels are indices into the sorted class list: a val/ split with another class
+    // set would mislabel images or index past the logits, so it is refused by name.
+    #[test]
+    fn splits_with_other_classes_are_named() {
+        let base = std::env::temp_dir().join(format!("shufflenas-splits-{}", std::process::id()));
+        let split = |name: &str, classes: &[&str]| {
+            let root = base.join(name);
+            for class in classes {
+                std::fs::create_dir_all(root.join(class)).unwrap();
+                image::RgbImage::from_pixel(2, 2, image::Rgb([0, 0, 0])).save(root.join(class).join("x.png")).unwrap();
+            }
+            (ImageFolder::open(&root, ImageFolderOptions::default()).unwrap(), root)
+        };
+        let (train, _) = split("train", &["ant", "cat"]);
+        let (same, same_root) = split("same", &["cat", "ant"]);
+        assert!(train.check_same_classes(&same, &same_root).is_ok());
+        let (extra, extra_root) = split("extra", &["ant", "bee", "cat"]);
+        let err = train.check_same_classes(&extra, &extra_root).unwrap_err().to_string();
+        assert!(err.contains("'bee' is not in the training split") && err.contains("extra"), "{err}");
+        let (fewer, fewer_root) = split("fewer", &["ant"]);
+        let err = train.check_same_classes(&fewer, &fewer_root).unwrap_err().to_string();
+        assert!(err.contains("'cat' of the training split is missing"), "{err}");
+        std::fs::remove_dir_all(&base).unwrap();
     }
 }

@@ -40,7 +40,10 @@ pub fn parse_idx(bytes: &[u8], path: &str) -> Result<(Vec<usize>, Vec<u8>), Data
     let dims: Vec<usize> = (0..rank)
         .map(|i| u32::from_be_bytes([bytes[4 + 4 * i], bytes[5 + 4 * i], bytes[6 + 4 * i], bytes[7 + 4 * i]]) as usize)
         .collect();
-    let count: usize = dims.iter().product();
+    let count = dims
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .ok_or_else(|| bad(format!("dimensions {dims:?} overflow the address space")))?;
     let data = &bytes[header..];
     if data.len() != count {
         return Err(bad(format!("dimensions {dims:?} need {count} bytes of data, found {}", data.len())));
@@ -147,6 +150,14 @@ mod tests {
         bytes.truncate(bytes.len() - 1);
         let err = parse_idx(&bytes, "y.idx").unwrap_err();
         assert!(err.to_string().contains("need 8 bytes of data, found 7"), "{err}");
+    }
+
+    // A corrupt header whose dimensions multiply past usize (here 2^64, which wraps to
+    // 0 and would match an empty body) is an error, not a wrapped count or a panic.
+    #[test]
+    fn dimensions_that_overflow_are_named() {
+        let err = parse_idx(&idx_bytes(&[65_536, 65_536, 65_536, 65_536], &[]), "z.idx").unwrap_err();
+        assert!(err.to_string().contains("overflow"), "{err}");
     }
 
     #[test]

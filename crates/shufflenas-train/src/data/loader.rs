@@ -98,6 +98,11 @@ impl BatchLoader {
         self.dataset.is_empty()
     }
 
+    /// Images per batch (the last one of an epoch may hold fewer).
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
     /// Batches per epoch.
     pub fn batches_per_epoch(&self) -> usize {
         if self.drop_last { self.len() / self.batch_size } else { self.len().div_ceil(self.batch_size) }

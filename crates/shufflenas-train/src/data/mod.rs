@@ -53,6 +53,14 @@ pub enum DataError {
         /// Number of classes.
         classes: usize,
     },
+    /// Two splits of one dataset that disagree (class folders, channels per image).
+    #[error("{path} does not match the training split: {reason}")]
+    SplitMismatch {
+        /// The split that differs.
+        path: String,
+        /// What differs.
+        reason: String,
+    },
     /// A dataset with nothing in it.
     #[error("{0}")]
     Empty(String),
@@ -118,8 +126,8 @@ impl InMemoryDataset {
         labels: Vec<u16>,
         classes: usize,
     ) -> Result<Self, DataError> {
-        let per_image = height * width * channels;
-        if per_image == 0 || pixels.len() != labels.len() * per_image {
+        let per_image = height.checked_mul(width).and_then(|n| n.checked_mul(channels)).unwrap_or(0);
+        if per_image == 0 || labels.len().checked_mul(per_image) != Some(pixels.len()) {
             return Err(DataError::Format {
                 format: "dataset",
                 path: source.to_string(),
