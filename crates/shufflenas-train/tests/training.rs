@@ -543,6 +543,53 @@ fn the_first_step_differentiates_the_models_own_fresh_weights() {
     }
 }
 
+// One code path for supernet and subnet: a supernet trained on one fixed path takes
+// the same steps as the network extracted from it before training, trained alone on the
+// same batches with the same optimizer (Nesterov momentum, weight decay, the mask of
+// entries the step used). Slicing, its gradients and the batch norms' sliced running
+// statistics must change nothing but which weights exist.
+#[test]
+fn a_supernet_on_one_path_trains_like_its_extracted_network() {
+    use burn::module::AutodiffModule;
+    use burn::optim::{GradientsParams, Optimizer};
+    use shufflenas_model::nn::Supernet;
+    use shufflenas_train::optim::SliceSgdConfig;
+
+    let _guard = serial();
+    let device = Default::default();
+    // No dropout: its masks are the only randomness of a step.
+    let space = SearchSpace { dropout: 0.0, ..SearchSpace::tiny(1, 10) };
+    let (train, _) = loaders(64);
+    B::seed(&device, 11);
+    let mut supernet = SupernetConfig::new(space.clone()).init::<B>(&device).unwrap();
+    let arch = Architecture::random_seeded(&space, 4);
+    let mut net = supernet.extract(&arch).unwrap();
+    let initial = params(&net.valid());
+    let loss_fn = burn::nn::loss::CrossEntropyLossConfig::new().with_smoothing(Some(0.1)).init(&device);
+    let sgd = SliceSgdConfig::new().with_momentum(0.9).with_weight_decay(4e-5);
+    let mut supernet_optim = sgd.init::<B, Supernet<B>>();
+    let mut net_optim = sgd.init::<B, ShuffleNasNet<B>>();
+    for batch in train.epoch(0).chain(train.epoch(1)) {
+        let (x, y) = batch.unwrap().to_tensors::<B>(&device);
+        let loss = loss_fn.forward(supernet.forward(x.clone(), &arch).unwrap(), y.clone());
+        let grads = GradientsParams::from_grads(loss.backward(), &supernet);
+        supernet = supernet_optim.step(0.2, supernet, grads);
+        let loss = loss_fn.forward(net.forward(x), y);
+        let grads = GradientsParams::from_grads(loss.backward(), &net);
+        net = net_optim.step(0.2, net, grads);
+    }
+    // Every float of the network (weights and running statistics), in the same order.
+    let ours = params(&supernet.valid().extract(&arch).unwrap());
+    let alone = params(&net.valid());
+    assert_eq!(ours.len(), alone.len());
+    let scale = alone.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+    let worst = ours.iter().zip(&alone).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    assert!(worst <= 1e-5 * scale, "largest difference {worst} (scale {scale})");
+    // The steps did move the weights: this compares two trained networks.
+    let moved = initial.iter().zip(&alone).filter(|(a, b)| (*a - *b).abs() > 1e-4).count();
+    assert!(moved > alone.len() / 2, "only {moved} of {} values moved", alone.len());
+}
+
 /// Trains `net` as each of `world` DDP peers in threads of this process (one node), and
 /// returns every peer's model and metrics, rank 0 first. Rank 1 and up start from
 /// `others`, different weights that rank 0's broadcast must replace.

@@ -7,6 +7,8 @@ use burn::prelude::*;
 use burn::tensor::module::conv2d;
 use burn::tensor::ops::ConvOptions;
 
+use super::standalone_param;
+
 /// How a conv's weights are initialised (as upstream).
 #[derive(Config, Debug, Copy, PartialEq)]
 pub enum ConvInit {
@@ -102,8 +104,8 @@ impl<B: Backend> SlicedConv2d<B> {
     /// depthwise: the first `out` channels), with fresh parameter ids.
     pub fn narrowed(&self, out: usize, input: usize) -> Self {
         let cols = if self.depthwise { 1 } else { input };
-        let weight = Param::from_tensor(self.weight.val().slice([0..out, 0..cols]));
-        let bias = self.bias.as_ref().map(|b| Param::from_tensor(b.val().slice([0..out])));
+        let weight = standalone_param(self.weight.val().slice([0..out, 0..cols]));
+        let bias = self.bias.as_ref().map(|b| standalone_param(b.val().slice([0..out])));
         Self { weight, bias, stride: self.stride, depthwise: self.depthwise }
     }
 }

@@ -124,8 +124,8 @@ impl<B: Backend> ConvBnAct<B> {
             None => shift,
         };
         let conv = SlicedConv2d {
-            weight: burn::module::Param::from_tensor(weight),
-            bias: Some(burn::module::Param::from_tensor(bias)),
+            weight: super::standalone_param(weight),
+            bias: Some(super::standalone_param(bias)),
             stride: self.conv.stride,
             depthwise: self.conv.depthwise,
         };

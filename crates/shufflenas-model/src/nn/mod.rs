@@ -27,6 +27,16 @@ pub use shuffle::channel_shuffle_split;
 pub use subnet::{ShuffleNasNet, ShuffleNasNetConfig};
 pub use supernet::{ChoicePosition, Supernet, SupernetConfig};
 
+/// A new trainable parameter holding `value` (a slice of a supernet weight, a folded
+/// weight), cut from the autodiff graph it was computed in, so that on a training
+/// backend it is a leaf of its own that an optimizer can update; on an inference
+/// backend the same as `Param::from_tensor`.
+pub(crate) fn standalone_param<B: burn::prelude::Backend, const D: usize>(
+    value: burn::prelude::Tensor<B, D>,
+) -> burn::module::Param<burn::prelude::Tensor<B, D>> {
+    burn::module::Param::from_tensor(value.detach())
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     /// The CPU training backend used by the tests.

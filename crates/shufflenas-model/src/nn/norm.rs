@@ -24,6 +24,8 @@ use burn::prelude::*;
 use burn::tensor::TensorPrimitive;
 use burn::tensor::{DType, FloatDType};
 
+use super::standalone_param;
+
 /// Config of [`SlicedBatchNorm`].
 #[derive(Config, Debug)]
 pub struct SlicedBatchNormConfig {
@@ -272,8 +274,8 @@ impl<B: Backend> SlicedBatchNorm<B> {
     /// running statistics.
     pub fn narrowed(&self, c: usize) -> Self {
         Self {
-            gamma: Param::from_tensor(first(self.gamma.val(), c)),
-            beta: Param::from_tensor(first(self.beta.val(), c)),
+            gamma: standalone_param(first(self.gamma.val(), c)),
+            beta: standalone_param(first(self.beta.val(), c)),
             running_mean: RunningState::new(first(self.running_mean.value_sync(), c)),
             running_var: RunningState::new(first(self.running_var.value_sync(), c)),
             momentum: self.momentum,

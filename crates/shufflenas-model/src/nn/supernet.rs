@@ -219,6 +219,33 @@ mod tests {
         }
     }
 
+    // Fine-tuning the extracted network on the training backend (the once-for-all
+    // workflow): its weights are leaves of its own, every one gets a gradient, and the
+    // supernet's weights get none.
+    #[test]
+    fn an_extracted_subnet_trains_on_its_own() {
+        let supernet = supernet(5);
+        let arch = Architecture::random_seeded(&tiny_space(), 2);
+        let subnet = supernet.extract(&arch).unwrap();
+        let subnet_folded = supernet.extract(&arch).unwrap().fuse_bn();
+        for net in [subnet, subnet_folded] {
+            let loss = net.forward(input(2, 3)).powi_scalar(2).mean();
+            let grads = GradientsParams::from_grads(loss.backward(), &net);
+            let mut missing = 0;
+            struct Check<'a>(&'a GradientsParams, &'a mut usize);
+            impl burn::module::ModuleVisitor<TestBackend> for Check<'_> {
+                fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<TestBackend, D>>) {
+                    if param.val().is_require_grad() && self.0.get::<Inner, D>(param.id).is_none() {
+                        *self.1 += 1;
+                    }
+                }
+            }
+            net.visit(&mut Check(&grads, &mut missing));
+            assert_eq!(missing, 0, "parameters of the extracted net without a gradient");
+            assert!(grads.get::<Inner, 4>(supernet.stem.conv.weight.id).is_none());
+        }
+    }
+
     // The supernet's unused blocks must not move, and a chosen block only learns in its
     // active slice, as upstream's ignore_stale_grad.
     #[test]
