@@ -7,9 +7,13 @@
 //!     cargo run --release --example train_subnet -- --format idx --data /usr/share/datasets/fashion-mnist \
 //!       --arch oneshot-s+ --epochs 30 --batch 128 --lr 0.2 --mixup 0.2 \
 //!       --teacher runs/fmnist-oneshot --distill-weight 0.5 --distill-temperature 4 --out runs/fmnist-distilled
+//!     # fine-tune a searched genome from its weights in the supernet instead of from scratch
+//!     cargo run --release --example train_subnet -- --space tiny --arch search/best-genetic.json \
+//!       --init-from-supernet runs/sn --epochs 3 --out runs/finetuned
 //!
 //! Data: `--format embedded` (default, no files), `idx`, `cifar10`, `cifar100`, `folder`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use burn::prelude::*;
@@ -18,7 +22,8 @@ use shufflenas::backend::{self, Inference, Training};
 use shufflenas::cli::architecture_for;
 use shufflenas::data_args::DataArgs;
 use shufflenas::model::Layout;
-use shufflenas::model::nn::ShuffleNasNetConfig;
+use shufflenas::model::nn::{ShuffleNasNet, ShuffleNasNetConfig};
+use shufflenas::search::load_supernet;
 use shufflenas::train::trainer::{EpochMetrics, StepInfo, Trainer};
 use shufflenas::train_args::{DistillArgs, StepProgress, TrainArgs, append_csv, epoch_line, load_subnet};
 
@@ -33,6 +38,11 @@ struct Args {
     /// --space's own widths).
     #[arg(long)]
     layout: Option<String>,
+    /// Start from the weights and batch-norm statistics this genome has in a trained
+    /// supernet (its run directory or a checkpoint folder) instead of a random init:
+    /// fine-tuning, as once-for-all does, instead of the seed's retraining from scratch.
+    #[arg(long, value_name = "DIR")]
+    init_from_supernet: Option<PathBuf>,
     /// Data.
     #[command(flatten)]
     data: DataArgs,
@@ -61,8 +71,15 @@ fn run(args: Args) -> Result<(), String> {
     };
     let arch = architecture_for(&space, &args.arch).map_err(|e| e.to_string())?;
     Training::seed(&device, args.train.seed);
-    let net =
-        ShuffleNasNetConfig::new(space.clone(), arch.clone()).init::<Training>(&device).map_err(|e| e.to_string())?;
+    let make_net = |device: &backend::Device| -> Result<ShuffleNasNet<Training>, String> {
+        match &args.init_from_supernet {
+            Some(path) => load_supernet::<Training>(path, &space, device)
+                .and_then(|supernet| Ok(supernet.extract(&arch)?))
+                .map_err(|e| format!("--init-from-supernet: {e}")),
+            None => ShuffleNasNetConfig::new(space.clone(), arch.clone()).init(device).map_err(|e| e.to_string()),
+        }
+    };
+    let net = make_net(&device)?;
     let mut config = args.train.config(3e-5);
     config.distill = args.distill.distillation();
     config.check().map_err(|e| e.to_string())?;
@@ -85,6 +102,11 @@ fn run(args: Args) -> Result<(), String> {
         let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
         model_id.push_str(&format!("|teacher {teacher_arch} from {}", path.display()));
     }
+    if let Some(path) = &args.init_from_supernet {
+        // A resumed run must have started from the same weights.
+        let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        model_id.push_str(&format!("|init from supernet {}", path.display()));
+    }
     let progress = StepProgress::new();
     let show_step = |s: &StepInfo| progress.update(s);
     let trainer = Trainer {
@@ -97,6 +119,9 @@ fn run(args: Args) -> Result<(), String> {
         stop_after: None,
         on_step: Some(&show_step),
     };
+    if let Some(path) = &args.init_from_supernet {
+        println!("starting from the supernet weights of {}", path.display());
+    }
     println!(
         "training {arch} ({} trainable params) on {} images, {} validation, backend {}, run dir {}",
         net.trainable_params(),
@@ -126,7 +151,7 @@ fn run(args: Args) -> Result<(), String> {
             return Err("distillation runs on one device: drop --ddp".into());
         }
         let make_net =
-            |device: &backend::Device| Ok(ShuffleNasNetConfig::new(space.clone(), arch.clone()).init(device)?);
+            |device: &backend::Device| make_net(device).map_err(shufflenas::train::trainer::TrainError::Config);
         let (_, history) = shufflenas::train_args::fit_ddp(&args.train, &trainer, make_net, |m, peer, first| {
             if first {
                 println!("{} (DDP rank {} of {})", epoch_line(m, epochs), peer.rank, peer.world_size);
