@@ -1,4 +1,5 @@
-//! Trains a fixed (searched) network from scratch with the seed's recipe.
+//! Trains a fixed (searched) network with the seed's recipe, from scratch or from its
+//! weights in a trained supernet.
 //!
 //!     cargo run --release --example train_subnet -- --arch oneshot-s+ --epochs 5
 //!     cargo run --release --example train_subnet -- --format idx --data /usr/share/datasets/fashion-mnist \
@@ -27,7 +28,7 @@ use shufflenas::search::load_supernet;
 use shufflenas::train::trainer::{EpochMetrics, StepInfo, Trainer};
 use shufflenas::train_args::{DistillArgs, StepProgress, TrainArgs, append_csv, epoch_line, load_subnet};
 
-/// Train a ShuffleNAS subnet from scratch.
+/// Train a ShuffleNAS subnet from scratch, or fine-tune it from a supernet.
 #[derive(Debug, Parser)]
 #[command(version, about)]
 struct Args {
@@ -71,12 +72,15 @@ fn run(args: Args) -> Result<(), String> {
     };
     let arch = architecture_for(&space, &args.arch).map_err(|e| e.to_string())?;
     Training::seed(&device, args.train.seed);
+    let dir = args.train.run_dir("subnet");
+    // A resumed run reads every weight from its checkpoint: the supernet is not needed.
+    let resuming = args.train.resume && dir.join("latest.json").is_file();
     let make_net = |device: &backend::Device| -> Result<ShuffleNasNet<Training>, String> {
         match &args.init_from_supernet {
-            Some(path) => load_supernet::<Training>(path, &space, device)
+            Some(path) if !resuming => load_supernet::<Training>(path, &space, device)
                 .and_then(|supernet| Ok(supernet.extract(&arch)?))
                 .map_err(|e| format!("--init-from-supernet: {e}")),
-            None => ShuffleNasNetConfig::new(space.clone(), arch.clone()).init(device).map_err(|e| e.to_string()),
+            _ => ShuffleNasNetConfig::new(space.clone(), arch.clone()).init(device).map_err(|e| e.to_string()),
         }
     };
     let net = make_net(&device)?;
@@ -95,7 +99,6 @@ fn run(args: Args) -> Result<(), String> {
         }
         None => None,
     };
-    let dir = args.train.run_dir("subnet");
     let mut model_id = format!("{}|{}", serde_json::to_string(&space).unwrap_or_default(), arch);
     if let Some((_, teacher_arch, path)) = &teacher {
         // Resuming must use the same teacher, however its path is written.
@@ -103,7 +106,8 @@ fn run(args: Args) -> Result<(), String> {
         model_id.push_str(&format!("|teacher {teacher_arch} from {}", path.display()));
     }
     if let Some(path) = &args.init_from_supernet {
-        // A resumed run must have started from the same weights.
+        // Part of the fingerprint: resuming with another starting point (or none) is
+        // refused.
         let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
         model_id.push_str(&format!("|init from supernet {}", path.display()));
     }
@@ -119,7 +123,7 @@ fn run(args: Args) -> Result<(), String> {
         stop_after: None,
         on_step: Some(&show_step),
     };
-    if let Some(path) = &args.init_from_supernet {
+    if let Some(path) = args.init_from_supernet.as_ref().filter(|_| !resuming) {
         println!("starting from the supernet weights of {}", path.display());
     }
     println!(

@@ -3,7 +3,8 @@
 //! 1. train a supernet (block selection, then the channel warm-up);
 //! 2. recalibrate BN per candidate and run the genetic search under the caps (and
 //!    random search at the same budget);
-//! 3. train the best genome from scratch;
+//! 3. train the best genome from scratch (or, with `--inherit-weights`, fine-tune it from
+//!    its supernet weights);
 //! 4. profile it with the MicroNet rules;
 //! 5. write `<out>/report.md`, the plots, checkpoints and metrics logs.
 
@@ -34,9 +35,13 @@ pub struct PipelineArgs {
     /// Supernet training epochs.
     #[arg(long, default_value_t = 4)]
     pub supernet_epochs: usize,
-    /// Epochs of the final from-scratch training.
+    /// Epochs of the final training.
     #[arg(long, default_value_t = 3)]
     pub subnet_epochs: usize,
+    /// Start the final training from the winner's weights in the supernet (fine-tuning,
+    /// as once-for-all does) instead of from scratch (the seed's retraining).
+    #[arg(long)]
+    pub inherit_weights: bool,
     /// Peak learning rate of both trainings.
     #[arg(long, default_value_t = 0.2)]
     pub lr: f64,
@@ -153,20 +158,29 @@ pub fn run_pipeline(args: PipelineArgs) -> Result<(), String> {
     let best = searched.genetic.best().clone();
     println!("best genome: {} (supernet top-1 {:.2}%)", best.arch, 100.0 * best.evaluation.top1);
 
-    stage(3, "training the best genome from scratch");
+    let start_from = if args.inherit_weights { "the supernet's weights" } else { "scratch" };
+    stage(3, &format!("training the best genome from {start_from}"));
     let start = Instant::now();
     Training::seed(&device, args.seed);
-    let net = ShuffleNasNetConfig::new(space.clone(), best.arch.clone())
-        .init::<Training>(&device)
-        .map_err(|e| e.to_string())?;
-    let subnet_dir = dir.join("subnet");
+    let net = if args.inherit_weights {
+        supernet.extract(&best.arch)
+    } else {
+        ShuffleNasNetConfig::new(space.clone(), best.arch.clone()).init::<Training>(&device)
+    }
+    .map_err(|e| e.to_string())?;
+    // Its own directory, so that a run can be finished both ways (each resumes).
+    let subnet_dir = dir.join(if args.inherit_weights { "subnet-finetuned" } else { "subnet" });
     let trainer = Trainer {
         config: train_config(args.subnet_epochs, 3e-5),
         train: &loaders.train,
         valid: Some(&loaders.valid),
         sampler: None,
         dir: subnet_dir.clone(),
-        model_id: format!("quickstart-subnet|{}", best.arch),
+        model_id: format!(
+            "quickstart-subnet|{}{}",
+            best.arch,
+            if args.inherit_weights { "|from the supernet" } else { "" }
+        ),
         stop_after: None,
         on_step: None,
     };
@@ -214,7 +228,7 @@ pub fn run_pipeline(args: PipelineArgs) -> Result<(), String> {
     if let Some((top1, top5)) = test {
         let _ = writeln!(
             md,
-            "- test accuracy after {} epochs from scratch: top-1 {:.2}%, top-5 {:.2}%",
+            "- test accuracy after {} epochs from {start_from}: top-1 {:.2}%, top-5 {:.2}%",
             args.subnet_epochs,
             100.0 * top1,
             100.0 * top5
@@ -267,7 +281,11 @@ pub fn run_pipeline(args: PipelineArgs) -> Result<(), String> {
     let _ = writeln!(md, "| subnet training ({} epochs) | {subnet_seconds:.0} |", subnet_history.len());
     let _ = writeln!(md, "| total | {total_seconds:.0} |\n");
     let _ = writeln!(md, "## Files\n");
-    let _ = writeln!(md, "- `supernet/`, `subnet/`: checkpoints, `metrics.json`, `metrics.csv`");
+    let _ = writeln!(
+        md,
+        "- `supernet/`, `{}/`: checkpoints, `metrics.json`, `metrics.csv`",
+        subnet_dir.file_name().map_or_else(|| "subnet".into(), |n| n.to_string_lossy())
+    );
     let _ = writeln!(
         md,
         "- `search/`: `report.md`, plots, `best-*.json`, `*-evaluations.json`, `pareto.json`, state files\n"
@@ -282,7 +300,7 @@ pub fn run_pipeline(args: PipelineArgs) -> Result<(), String> {
     println!("\n-------------------------------------------------------------");
     println!("best genome   {}", best.arch);
     if let Some((top1, _)) = test {
-        println!("test top-1    {:.2}% ({} epochs from scratch)", 100.0 * top1, args.subnet_epochs);
+        println!("test top-1    {:.2}% ({} epochs from {start_from})", 100.0 * top1, args.subnet_epochs);
     }
     println!(
         "cost          {:.3} MFLOPs, {:.4}M params, MicroNet fp32 {:.4}",

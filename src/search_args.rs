@@ -266,11 +266,8 @@ pub fn run_search(
     let table =
         shufflenas_model::CostTable::new(&space, micronet_score::Convention::default()).map_err(|e| e.to_string())?;
     let latency = args.latency_table.as_deref().map(LatencyTable::load).transpose().map_err(|e| e.to_string())?;
-    if let Some(table) = latency.as_ref().filter(|t| t.input_size != space.input_size) {
-        return Err(format!(
-            "the latency table was measured at {} px, the supernet takes {} px: measure one for this space",
-            table.input_size, space.input_size
-        ));
+    if let Some(table) = &latency {
+        table.check_space(&space).map_err(|e| e.to_string())?;
     }
     let cost = CostModel { table, latency };
     let search = Search {

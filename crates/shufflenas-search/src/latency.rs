@@ -9,7 +9,7 @@ use burn::prelude::*;
 use burn::tensor::Distribution;
 use serde::{Deserialize, Serialize};
 use shufflenas_model::nn::Supernet;
-use shufflenas_model::{Architecture, BlockChoice, ChannelChoice};
+use shufflenas_model::{Architecture, BlockChoice, ChannelChoice, SearchSpace};
 
 use crate::SearchError;
 
@@ -71,6 +71,28 @@ impl LatencyTable {
             })?;
         }
         Ok(total)
+    }
+
+    /// Checks that the table was measured for networks of `space`: the same input side
+    /// and number of positions (its times would otherwise be of other networks).
+    ///
+    /// # Errors
+    /// [`SearchError::Latency`] naming what differs.
+    pub fn check_space(&self, space: &SearchSpace) -> Result<(), SearchError> {
+        if self.input_size != space.input_size {
+            return Err(SearchError::Latency(format!(
+                "the table was measured at {} px, the space's input is {} px: measure one for this space",
+                self.input_size, space.input_size
+            )));
+        }
+        if self.blocks.len() != space.num_blocks() {
+            return Err(SearchError::Latency(format!(
+                "the table has {} positions, the space {}",
+                self.blocks.len(),
+                space.num_blocks()
+            )));
+        }
+        Ok(())
     }
 
     /// Writes the table as pretty JSON, atomically (temp file + rename).
@@ -442,6 +464,16 @@ mod tests {
             assert!(matches!(err, SearchError::Latency(_)) && err.to_string().contains("corrupt.json"), "{err}");
         }
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    // A table of another input size times other networks: refused by name.
+    #[test]
+    fn a_table_of_another_space_is_refused() {
+        let table = table();
+        assert!(table.check_space(&space()).is_ok());
+        let larger = SearchSpace { input_size: 64, ..space() };
+        let err = table.check_space(&larger).unwrap_err().to_string();
+        assert!(err.contains("measured at 32 px") && err.contains("64 px"), "{err}");
     }
 
     #[test]

@@ -52,7 +52,7 @@ pub fn load_checked<B: Backend, M: Module<B>>(fresh: M, path: &Path, device: &B:
     // (a corrupt or foreign file), and when a record's lists of layers have other
     // lengths than the module's: both become errors.
     let record = quietly_catch_panic(|| Recorder::<B>::load(&recorder, file.with_extension(""), device))
-        .map_err(|_| error(&file, "corrupt: a stored tensor does not have its parameter's rank"))?
+        .map_err(|_| error(&file, "corrupt, or not a record of this module (reading it panicked in Burn)"))?
         .map_err(|e| error(&file, e))?;
     let loaded = quietly_catch_panic(|| fresh.load_record(record))
         .map_err(|_| error(&file, "does not match: its lists of layers have other lengths than the module's"))?;

@@ -165,7 +165,7 @@ impl<B: Backend> ChoiceBlock<B> {
         }
     }
 
-    /// Folds every BN into its conv (inference only).
+    /// Folds every inference-mode BN into its conv (the deployment form).
     pub fn fuse_bn(self) -> Self {
         Self {
             projection: self.projection.into_iter().map(ConvBnAct::fuse_bn).collect(),
