@@ -25,7 +25,7 @@ use shufflenas::data_args::DataArgs;
 use shufflenas::model::Layout;
 use shufflenas::model::nn::{ShuffleNasNet, ShuffleNasNetConfig};
 use shufflenas::search::load_supernet;
-use shufflenas::train::trainer::{EpochMetrics, StepInfo, Trainer};
+use shufflenas::train::trainer::{EpochMetrics, StepInfo, Trainer, holds_run};
 use shufflenas::train_args::{DistillArgs, StepProgress, TrainArgs, append_csv, epoch_line, load_subnet};
 
 /// Train a ShuffleNAS subnet from scratch, or fine-tune it from a supernet.
@@ -74,7 +74,7 @@ fn run(args: Args) -> Result<(), String> {
     Training::seed(&device, args.train.seed);
     let dir = args.train.run_dir("subnet");
     // A resumed run reads every weight from its checkpoint: the supernet is not needed.
-    let resuming = args.train.resume && dir.join("latest.json").is_file();
+    let resuming = args.train.resume && holds_run(&dir);
     let make_net = |device: &backend::Device| -> Result<ShuffleNasNet<Training>, String> {
         match &args.init_from_supernet {
             Some(path) if !resuming => load_supernet::<Training>(path, &space, device)

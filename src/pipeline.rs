@@ -158,7 +158,12 @@ pub fn run_pipeline(args: PipelineArgs) -> Result<(), String> {
     let best = searched.genetic.best().clone();
     println!("best genome: {} (supernet top-1 {:.2}%)", best.arch, 100.0 * best.evaluation.top1);
 
-    let start_from = if args.inherit_weights { "the supernet's weights" } else { "scratch" };
+    // (how the report says it, the run directory, the fingerprint's suffix)
+    let (start_from, subnet_name, id_suffix) = if args.inherit_weights {
+        ("the supernet's weights", "subnet-finetuned", "|from the supernet")
+    } else {
+        ("scratch", "subnet", "")
+    };
     stage(3, &format!("training the best genome from {start_from}"));
     let start = Instant::now();
     Training::seed(&device, args.seed);
@@ -169,18 +174,14 @@ pub fn run_pipeline(args: PipelineArgs) -> Result<(), String> {
     }
     .map_err(|e| e.to_string())?;
     // Its own directory, so that a run can be finished both ways (each resumes).
-    let subnet_dir = dir.join(if args.inherit_weights { "subnet-finetuned" } else { "subnet" });
+    let subnet_dir = dir.join(subnet_name);
     let trainer = Trainer {
         config: train_config(args.subnet_epochs, 3e-5),
         train: &loaders.train,
         valid: Some(&loaders.valid),
         sampler: None,
         dir: subnet_dir.clone(),
-        model_id: format!(
-            "quickstart-subnet|{}{}",
-            best.arch,
-            if args.inherit_weights { "|from the supernet" } else { "" }
-        ),
+        model_id: format!("quickstart-subnet|{}{id_suffix}", best.arch),
         stop_after: None,
         on_step: None,
     };
@@ -281,11 +282,7 @@ pub fn run_pipeline(args: PipelineArgs) -> Result<(), String> {
     let _ = writeln!(md, "| subnet training ({} epochs) | {subnet_seconds:.0} |", subnet_history.len());
     let _ = writeln!(md, "| total | {total_seconds:.0} |\n");
     let _ = writeln!(md, "## Files\n");
-    let _ = writeln!(
-        md,
-        "- `supernet/`, `{}/`: checkpoints, `metrics.json`, `metrics.csv`",
-        subnet_dir.file_name().map_or_else(|| "subnet".into(), |n| n.to_string_lossy())
-    );
+    let _ = writeln!(md, "- `supernet/`, `{subnet_name}/`: checkpoints, `metrics.json`, `metrics.csv`");
     let _ = writeln!(
         md,
         "- `search/`: `report.md`, plots, `best-*.json`, `*-evaluations.json`, `pareto.json`, state files\n"

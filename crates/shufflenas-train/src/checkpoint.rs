@@ -8,7 +8,7 @@ use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 
-use crate::trainer::TrainError;
+use crate::trainer::{LATEST_FILE, TrainError};
 
 fn error(path: &Path, reason: impl std::fmt::Display) -> TrainError {
     TrainError::Checkpoint { path: path.display().to_string(), reason: reason.to_string() }
@@ -26,7 +26,7 @@ pub fn model_file(path: &Path) -> Result<PathBuf, TrainError> {
     if !path.is_dir() {
         return Err(error(path, "no such checkpoint"));
     }
-    let latest = path.join("latest.json");
+    let latest = path.join(LATEST_FILE);
     let folder = if latest.is_file() {
         let text = std::fs::read_to_string(&latest).map_err(|e| error(&latest, e))?;
         let name: String = serde_json::from_str(&text).map_err(|e| error(&latest, e))?;

@@ -390,6 +390,15 @@ pub struct Trainer<'a> {
     pub on_step: Option<&'a dyn Fn(&StepInfo)>,
 }
 
+/// The file of a run directory that names its newest complete checkpoint.
+pub(crate) const LATEST_FILE: &str = "latest.json";
+
+/// Whether `dir` holds a training run (a checkpoint named by its `latest.json`): what
+/// [`Trainer::fit`] resumes with `resume`, and refuses to train over without it.
+pub fn holds_run(dir: &Path) -> bool {
+    dir.join(LATEST_FILE).is_file()
+}
+
 impl Trainer<'_> {
     fn fingerprint(&self) -> String {
         let config = serde_json::to_string(&self.config).unwrap_or_default();
@@ -397,7 +406,7 @@ impl Trainer<'_> {
     }
 
     fn latest(&self) -> PathBuf {
-        self.dir.join("latest.json")
+        self.dir.join(LATEST_FILE)
     }
 
     /// Trains `model` from scratch, or from the latest checkpoint in the run directory
@@ -537,7 +546,7 @@ impl Trainer<'_> {
                 self.train.batch_size()
             )));
         }
-        if !resume && self.latest().is_file() {
+        if !resume && holds_run(&self.dir) {
             return Err(TrainError::RunExists { dir: self.dir.display().to_string() });
         }
         std::fs::create_dir_all(&self.dir).map_err(|e| checkpoint_error(&self.dir, e))?;
@@ -559,7 +568,7 @@ impl Trainer<'_> {
             history: Vec::new(),
             fingerprint: self.fingerprint(),
         };
-        if resume && self.latest().is_file() {
+        if resume && holds_run(&self.dir) {
             let (dir, saved) = self.read_latest()?;
             if saved.fingerprint != state.fingerprint {
                 return Err(TrainError::Incompatible {
