@@ -75,11 +75,28 @@ pub fn load_checked<B: Backend, M: Module<B>>(fresh: M, path: &Path, device: &B:
 }
 
 /// Runs `f`, turning a panic into an error without printing it.
+///
+/// Only this thread's panic message is silenced: a panic hook installed once per process
+/// asks a thread-local flag, and hands every other panic to the hook that was there
+/// before, so panics on other threads meanwhile still print.
 fn quietly_catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, ()> {
-    let hook = std::panic::take_hook();
-    std::panic::set_hook(Box::new(|_| {}));
+    use std::cell::Cell;
+    use std::sync::Once;
+    thread_local! {
+        static QUIET: Cell<bool> = const { Cell::new(false) };
+    }
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    let was_quiet = QUIET.with(|quiet| quiet.replace(true));
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
-    std::panic::set_hook(hook);
+    QUIET.with(|quiet| quiet.set(was_quiet));
     result.map_err(|_| ())
 }
 
@@ -96,4 +113,24 @@ pub fn tensor_shapes<B: Backend, M: Module<B>>(module: &M) -> Vec<Vec<usize>> {
     let mut visitor = Shapes(Vec::new());
     module.visit(&mut visitor);
     visitor.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quietly_catch_panic;
+
+    #[test]
+    fn a_panic_becomes_an_error_and_a_value_passes_through() {
+        assert_eq!(quietly_catch_panic(|| 7), Ok(7));
+        assert_eq!(quietly_catch_panic(|| -> i32 { panic!("corrupt record") }), Err(()));
+        // Nested: the inner call restores the outer one's silence, not loudness.
+        let outer = quietly_catch_panic(|| {
+            assert_eq!(quietly_catch_panic(|| 1), Ok(1));
+            panic!("after the inner call");
+        });
+        assert_eq!(outer, Err(()));
+        // Another thread's panic is still caught by its own join, and ours stays quiet.
+        let other = std::thread::spawn(|| quietly_catch_panic(|| -> () { panic!("on another thread") }));
+        assert_eq!(other.join().unwrap(), Err(()));
+    }
 }
