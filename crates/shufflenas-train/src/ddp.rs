@@ -115,11 +115,62 @@ impl DdpPeer {
         summed.into_data().convert::<f64>().into_vec::<f64>().map_err(|e| TrainError::Distributed(format!("{e:?}")))
     }
 
+    /// Agrees with the other peers on the start of a run: `epochs_done` is the epoch this
+    /// peer resumes after, `None` when it could not start (its own error then stands, and
+    /// this returns `Ok`). Every peer takes part, so that none waits forever for one that
+    /// stopped.
+    ///
+    /// # Errors
+    /// [`TrainError::Distributed`] on a peer that is ready when another is not, or when
+    /// the peers would resume from different epochs (a peer without rank 0's checkpoint).
+    pub(crate) fn agree_to_start<B: Backend>(
+        &self,
+        epochs_done: Option<usize>,
+        device: &B::Device,
+    ) -> Result<(), TrainError> {
+        // First how many failed and rank 0's epoch (the others add zeros), then how many
+        // differ from it: sums of small integers, exact in any float type.
+        let mine = epochs_done.map_or(0.0, |e| e as f64);
+        let root = if self.rank == 0 { mine } else { 0.0 };
+        let sums = self.sum::<B>(&[f64::from(epochs_done.is_none()), root], device)?;
+        let (failed, root_epochs) = (sums[0].round() as usize, sums[1]);
+        let Some(epochs_done) = epochs_done else {
+            return Ok(());
+        };
+        if failed > 0 {
+            return Err(TrainError::Distributed(format!(
+                "{failed} of {} DDP peers could not start (their own errors say why); rank {} was ready",
+                self.world_size, self.rank
+            )));
+        }
+        let differ = self.sum::<B>(&[f64::from(mine != root_epochs)], device)?[0].round() as usize;
+        if differ > 0 {
+            return Err(TrainError::Distributed(format!(
+                "{differ} of {} DDP peers would resume from another epoch than rank 0's {root_epochs} \
+                 (rank {} from {epochs_done}); to resume, every peer needs rank 0's run directory \
+                 (shared storage, or a copy on each node)",
+                self.world_size, self.rank
+            )));
+        }
+        Ok(())
+    }
+
     fn all_reduce<B: Backend>(&self, tensor: Tensor<B, 1>) -> Result<Tensor<B, 1>, TrainError> {
-        let primitive = tensor.into_primitive().tensor();
+        // Burn's ring all-reduce between nodes cuts the tensor into one slice per node and
+        // refuses one with fewer values than nodes: short tensors go padded with zeros.
+        let n = tensor.dims()[0];
+        let padded = match self.world_size.checked_sub(n) {
+            Some(missing) if missing > 0 => {
+                let zeros = Tensor::zeros([missing], &tensor.device());
+                Tensor::cat(vec![tensor, zeros], 0)
+            }
+            _ => tensor,
+        };
+        let primitive = padded.into_primitive().tensor();
         let reduced =
             burn_collective::all_reduce::<B>(self.id(), primitive, ReduceOperation::Sum).map_err(collective)?;
-        Ok(Tensor::from_primitive(TensorPrimitive::Float(reduced)))
+        let reduced = Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(reduced));
+        Ok(if reduced.dims()[0] > n { reduced.slice([0..n]) } else { reduced })
     }
 
     /// Sums the gradients of `model`'s parameters over all peers, as one flat bucket.

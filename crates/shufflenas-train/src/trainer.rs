@@ -22,6 +22,7 @@ use std::time::Instant;
 
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
+use burn::optim::adaptor::OptimizerAdaptor;
 use burn::optim::lr_scheduler::LrScheduler;
 use burn::optim::{GradientsAccumulator, GradientsParams, Optimizer};
 use burn::prelude::*;
@@ -34,7 +35,7 @@ use shufflenas_model::{NetworkPlan, SpaceError};
 use crate::data::{BatchLoader, DataError};
 use crate::distill::{Distillation, Teacher, distillation_kl, soft_targets};
 use crate::mixup::MixPlan;
-use crate::optim::SliceSgdConfig;
+use crate::optim::{SliceSgd, SliceSgdConfig};
 use crate::sampler::{PathSampler, SamplerError};
 use crate::schedule::WarmupCosineLr;
 
@@ -272,6 +273,16 @@ struct RunState {
     fingerprint: String,
 }
 
+/// What a run's first step starts from: fresh, or its latest checkpoint.
+struct Start<'t, B: AutodiffBackend, M: AutodiffModule<B>> {
+    model: M,
+    optim: OptimizerAdaptor<SliceSgd, M, B>,
+    lr: WarmupCosineLr,
+    state: RunState,
+    distill: Option<(Distillation, &'t dyn Teacher<B::InnerBackend>)>,
+    steps_per_epoch: usize,
+}
+
 /// Where the shards of each training step run.
 #[derive(Clone, Copy)]
 enum Spread<'a, B: Backend> {
@@ -466,11 +477,13 @@ impl Trainer<'_> {
     /// sums the gradients with the others before each step. Rank 0's weights are
     /// broadcast first. Only rank 0 validates and writes checkpoints; to resume, every
     /// peer must find rank 0's run directory (shared storage, or a copy on each node).
+    /// The peers agree before the first step: when one cannot start, all return errors.
     /// The returned model is the same on every peer except for batch-norm running
     /// statistics, which are rank 0's in its checkpoints.
     ///
     /// # Errors
-    /// As [`Trainer::fit`]; [`TrainError::Distributed`] when a collective operation fails.
+    /// As [`Trainer::fit`]; [`TrainError::Distributed`] when a collective operation fails,
+    /// another peer could not start, or the peers would resume from different epochs.
     #[cfg(feature = "ddp")]
     pub fn fit_distributed<B, M>(
         &self,
@@ -526,65 +539,18 @@ impl Trainer<'_> {
         M: TrainNet<B>,
         M::InnerModule: ValidNet<B::InnerBackend>,
     {
-        self.config.check()?;
         let device = spread.main_device()?;
-        let distill = match (self.config.distill, teacher) {
-            (Some(d), Some(teacher)) => Some((d, teacher)),
-            (None, None) => None,
-            (Some(_), None) => {
-                return Err(TrainError::Config("distillation is configured but no teacher was given".into()));
-            }
-            (None, Some(_)) => {
-                return Err(TrainError::Config("a teacher was given but distillation is not configured".into()));
-            }
-        };
-        let steps_per_epoch = self.train.batches_per_epoch();
-        if steps_per_epoch == 0 {
-            return Err(TrainError::Config(format!(
-                "the training split has {} images, fewer than one batch of {}: no step would run",
-                self.train.len(),
-                self.train.batch_size()
-            )));
+        let start = self.start(model, teacher, device, spread.is_main(), resume);
+        // DDP peers agree on their starts before the first collective operation, so that
+        // one peer's error (a run directory that exists, a checkpoint missing or corrupt
+        // on its node) stops them all instead of leaving the others waiting forever.
+        #[cfg(feature = "ddp")]
+        if let Spread::Peer(device, peer) = spread {
+            let epochs_done = start.as_ref().ok().map(|start| start.state.epochs_done);
+            peer.agree_to_start::<B::InnerBackend>(epochs_done, device)?;
         }
-        if !resume && holds_run(&self.dir) {
-            return Err(TrainError::RunExists { dir: self.dir.display().to_string() });
-        }
-        std::fs::create_dir_all(&self.dir).map_err(|e| checkpoint_error(&self.dir, e))?;
-        let mut lr = WarmupCosineLr::new(
-            self.config.lr,
-            self.config.warmup_epochs * steps_per_epoch,
-            self.config.epochs * steps_per_epoch,
-        );
-        let mut optim = SliceSgdConfig::new()
-            .with_momentum(self.config.momentum)
-            .with_weight_decay(self.config.weight_decay)
-            .init::<B, M>();
+        let Start { mut model, mut optim, mut lr, mut state, distill, steps_per_epoch } = start?;
         let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
-        let mut model = model;
-        let mut state = RunState {
-            epochs_done: 0,
-            global_step: 0,
-            lr_iteration: 0,
-            history: Vec::new(),
-            fingerprint: self.fingerprint(),
-        };
-        if resume && holds_run(&self.dir) {
-            let (dir, saved) = self.read_latest()?;
-            if saved.fingerprint != state.fingerprint {
-                return Err(TrainError::Incompatible {
-                    path: dir.display().to_string(),
-                    reason: "model or hyper-parameters differ".into(),
-                });
-            }
-            model = model
-                .load_file(dir.join("model"), &recorder, device)
-                .map_err(|e| checkpoint_error(&dir.join("model.mpk"), e))?;
-            let record = Recorder::<B>::load(&recorder, dir.join("optim"), device)
-                .map_err(|e| checkpoint_error(&dir.join("optim.mpk"), e))?;
-            optim = optim.load_record(record);
-            lr = lr.load_record::<B>(saved.lr_iteration);
-            state = saved;
-        }
         if spread.forks() || !spread.is_local() {
             // A clone of a fresh module initialises its parameters on its own draw: give
             // the model its values before replicas are forked from it or rank 0's are sent.
@@ -752,6 +718,90 @@ impl Trainer<'_> {
             }
         }
         Ok((model, state.history))
+    }
+
+    /// Checks the configuration and the run directory, and builds what the first step
+    /// starts from: fresh, or (with `resume`) the latest checkpoint. Only the `main`
+    /// process (which writes checkpoints) refuses an existing run or creates the
+    /// directory; every process of a resumed run reads it.
+    fn start<'t, B, M>(
+        &self,
+        model: M,
+        teacher: Option<&'t dyn Teacher<B::InnerBackend>>,
+        device: &B::Device,
+        main: bool,
+        resume: bool,
+    ) -> Result<Start<'t, B, M>, TrainError>
+    where
+        B: AutodiffBackend,
+        M: TrainNet<B>,
+    {
+        self.config.check()?;
+        let distill = match (self.config.distill, teacher) {
+            (Some(d), Some(teacher)) => Some((d, teacher)),
+            (None, None) => None,
+            (Some(_), None) => {
+                return Err(TrainError::Config("distillation is configured but no teacher was given".into()));
+            }
+            (None, Some(_)) => {
+                return Err(TrainError::Config("a teacher was given but distillation is not configured".into()));
+            }
+        };
+        let steps_per_epoch = self.train.batches_per_epoch();
+        if steps_per_epoch == 0 {
+            return Err(TrainError::Config(format!(
+                "the training split has {} images, fewer than one batch of {}: no step would run",
+                self.train.len(),
+                self.train.batch_size()
+            )));
+        }
+        if main {
+            if !resume && holds_run(&self.dir) {
+                return Err(TrainError::RunExists { dir: self.dir.display().to_string() });
+            }
+            std::fs::create_dir_all(&self.dir).map_err(|e| checkpoint_error(&self.dir, e))?;
+        }
+        let mut start = Start {
+            model,
+            optim: SliceSgdConfig::new()
+                .with_momentum(self.config.momentum)
+                .with_weight_decay(self.config.weight_decay)
+                .init::<B, M>(),
+            lr: WarmupCosineLr::new(
+                self.config.lr,
+                self.config.warmup_epochs * steps_per_epoch,
+                self.config.epochs * steps_per_epoch,
+            ),
+            state: RunState {
+                epochs_done: 0,
+                global_step: 0,
+                lr_iteration: 0,
+                history: Vec::new(),
+                fingerprint: self.fingerprint(),
+            },
+            distill,
+            steps_per_epoch,
+        };
+        if resume && holds_run(&self.dir) {
+            let (dir, saved) = self.read_latest()?;
+            if saved.fingerprint != start.state.fingerprint {
+                return Err(TrainError::Incompatible {
+                    path: dir.display().to_string(),
+                    reason: "model or hyper-parameters differ".into(),
+                });
+            }
+            let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+            start.model = start
+                .model
+                .load_file(dir.join("model"), &recorder, device)
+                .map_err(|e| checkpoint_error(&dir.join("model.mpk"), e))?;
+            let record = Recorder::<B>::load(&recorder, dir.join("optim"), device)
+                .map_err(|e| checkpoint_error(&dir.join("optim.mpk"), e))?;
+            start.optim = start.optim.load_record(record);
+            start.lr = start.lr.load_record::<B>(saved.lr_iteration);
+            start.state = saved;
+        }
+        Ok(start)
     }
 
     fn validate<B, M>(&self, model: &M, valid: &BatchLoader, epoch: usize) -> Result<(f64, f64), TrainError>

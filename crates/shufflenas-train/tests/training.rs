@@ -605,19 +605,44 @@ where
     M: shufflenas_train::trainer::TrainNet<B>,
     M::InnerModule: shufflenas_train::trainer::ValidNet<Flex>,
 {
+    let dirs: Vec<PathBuf> = (0..world).map(|rank| run_dir(&format!("{name}-rank{rank}"))).collect();
+    let results = ddp_peers(net, others, trainer, &dirs, false);
+    results
+        .into_iter()
+        .zip(dirs)
+        .map(|(result, dir)| {
+            let (model, metrics) = result.unwrap();
+            (model, metrics, dir)
+        })
+        .collect()
+}
+
+/// Runs one DDP peer per directory in `dirs` (rank 0 first) as threads of this process,
+/// and returns each peer's outcome.
+#[cfg(feature = "ddp")]
+fn ddp_peers<'a, M>(
+    net: &M,
+    others: &M,
+    trainer: &(dyn Fn(PathBuf) -> Trainer<'a> + Sync),
+    dirs: &[PathBuf],
+    resume: bool,
+) -> Vec<Result<(M, Vec<shufflenas_train::trainer::EpochMetrics>), TrainError>>
+where
+    M: shufflenas_train::trainer::TrainNet<B>,
+    M::InnerModule: shufflenas_train::trainer::ValidNet<Flex>,
+{
     use shufflenas_train::ddp::DdpPeer;
     shufflenas_train::ddp::reset::<Flex>();
+    let world = dirs.len();
     let results = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..world)
-            .map(|rank| {
+        let handles: Vec<_> = dirs
+            .iter()
+            .enumerate()
+            .map(|(rank, dir)| {
                 let start = if rank == 0 { net.clone() } else { others.clone() };
                 scope.spawn(move || {
                     let peer = DdpPeer::single_node(rank, world).unwrap();
-                    let dir = run_dir(&format!("{name}-rank{rank}"));
-                    let (model, metrics) = trainer(dir.clone())
-                        .fit_distributed(start, &Default::default(), &peer, false, &mut |_| {})
-                        .unwrap();
-                    (model, metrics, dir)
+                    trainer(dir.clone()).fit_distributed(start, &Default::default(), &peer, resume, &mut |_| {})
                 })
             })
             .collect();
@@ -704,6 +729,73 @@ fn ddp_over_two_peers_equals_one_device_on_mirrored_batches() {
     assert!(peers[0].2.join("latest.json").is_file() && !peers[1].2.join("latest.json").exists());
     for (_, _, dir) in &peers {
         let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+// Peers with node-local run directories: a resumed run needs rank 0's checkpoint on every
+// peer. A peer without it (it would start from epoch 0) or with a corrupt copy stops every
+// peer with an error, where before the others waited forever in a collective operation;
+// with a good copy, the two peers resume together and end with the same weights.
+#[cfg(feature = "ddp")]
+#[test]
+fn ddp_peers_that_cannot_resume_together_all_stop_with_errors() {
+    let _guard = serial();
+    let fixture = Mirrored::new();
+    let (net, other) = (fixture.net(5), fixture.net(6));
+    let two_epochs = |dir: PathBuf, stop_after: Option<usize>| {
+        let trainer = fixture.trainer(dir);
+        Trainer { config: TrainConfig { epochs: 2, ..trainer.config.clone() }, stop_after, ..trainer }
+    };
+    let dirs = [run_dir("ddp-resume-rank0"), run_dir("ddp-resume-rank1")];
+    let first = ddp_peers(&net, &other, &|dir| two_epochs(dir, Some(1)), &dirs, false);
+    assert!(first.iter().all(Result::is_ok));
+    let resume = |dirs: &[PathBuf]| ddp_peers(&net, &other, &|dir| two_epochs(dir, None), dirs, true);
+
+    // Rank 1's directory is empty: it would start over while rank 0 resumes after epoch 1.
+    let results = resume(&dirs);
+    for result in &results {
+        let err = result.as_ref().err().expect("a peer trained although the peers disagree");
+        assert!(matches!(err, TrainError::Distributed(m) if m.contains("another epoch")), "{err}");
+    }
+
+    // A copy of rank 0's run whose state is corrupt: rank 1 has its own error, rank 0 learns that a peer failed.
+    copy_dir(&dirs[0], &dirs[1]);
+    let latest: String = serde_json::from_str(&std::fs::read_to_string(dirs[1].join("latest.json")).unwrap()).unwrap();
+    std::fs::write(dirs[1].join(latest).join("state.json"), "{ not json").unwrap();
+    let results = resume(&dirs);
+    assert!(
+        matches!(&results[0], Err(TrainError::Distributed(m)) if m.contains("1 of 2")),
+        "{:?}",
+        results[0].as_ref().err()
+    );
+    assert!(matches!(&results[1], Err(TrainError::Checkpoint { .. })), "{:?}", results[1].as_ref().err());
+
+    // A good copy: both resume for the second epoch and stay identical.
+    copy_dir(&dirs[0], &dirs[1]);
+    let results = resume(&dirs);
+    let (rank0, rank1) = (results[0].as_ref().unwrap(), results[1].as_ref().unwrap());
+    // The history's first epoch is the checkpoint's, timing included: it was not run again.
+    assert_eq!(rank0.1.len(), 2);
+    assert_eq!(rank0.1[0], first[0].as_ref().unwrap().1[0], "rank 0 did not resume after the first epoch");
+    assert_eq!(trainable(&rank0.0), trainable(&rank1.0), "the resumed peers' weights differ");
+    for dir in &dirs {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// Replaces `to` by a copy of the directory tree `from`.
+#[cfg(feature = "ddp")]
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    let _ = std::fs::remove_dir_all(to);
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
     }
 }
 
