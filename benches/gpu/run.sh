@@ -3,8 +3,11 @@
 # on the same GPU (batch 256 at 224, f32 and half precision).
 #
 # Build here (no GPU needed; CUDARC_CUDA_VERSION matches the device's driver, 13.0):
-#   CUDARC_CUDA_VERSION=13000 cargo build --release --features cuda --example latency --example warm_kernels
-#   CUDARC_CUDA_VERSION=13000 cargo test --release --features cuda --test backend_parity --no-run
+#   (both commands select the same packages and features, so they share one build)
+#   CUDARC_CUDA_VERSION=13000 cargo build --release -p shufflenas -p backend-parity \
+#     --features shufflenas/cuda,backend-parity/cuda --example latency --example warm_kernels
+#   CUDARC_CUDA_VERSION=13000 cargo test --release -p shufflenas -p backend-parity \
+#     --features shufflenas/cuda,backend-parity/cuda --test backend_parity --no-run
 #   benches/gpu/pack.sh            # gzips the binaries + the peer into gpu-carry/
 # Run there with the `device` tool: carry gpu-carry, command `bash benches/gpu/run.sh`.
 #

@@ -5,7 +5,7 @@ from TF32-rounded operands against the one from float32 operands, over 20 seeds.
     pip install numpy && python3 benches/gpu/tf32_error.py
 
 CubeCL's tensor-core convolutions on CUDA read f32 operands as TF32 (10 explicit mantissa
-bits); this is the error the CUDA tolerance in tests/backend_parity.rs must admit."""
+bits); this is the error the CUDA tolerance in tests/backend-parity/tests/backend_parity.rs must admit."""
 import numpy as np
 
 

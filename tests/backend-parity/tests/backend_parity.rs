@@ -1,17 +1,17 @@
-//! The selected backend (`--features wgpu` or `cuda`; flex by default) against the
-//! flex reference on small shapes: sliced convolutions and BN with their gradients,
+//! The selected backend (`-p backend-parity --features wgpu` or `cuda`; flex by default)
+//! against the flex reference on small shapes: sliced convolutions and BN with their gradients,
 //! depthwise and pointwise convolutions on every input layout, and sliced-vs-extracted
 //! equality of choice blocks (the supernet-vs-subnet property). CI runs this on wgpu
 //! (Mesa lavapipe).
 
+use backend_parity::{self as backend, Training};
 use burn::backend::{Autodiff, Flex};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::ops::ConvOptions;
-use shufflenas::backend::{self, Training};
-use shufflenas::model::nn::{ChoiceBlockConfig, ConvBnActConfig, SlicedBatchNormConfig};
-use shufflenas::model::{Activation, BlockChoice, BlockPlan, SearchSpace};
+use shufflenas_model::nn::{ChoiceBlockConfig, ConvBnActConfig, SlicedBatchNormConfig};
+use shufflenas_model::{Activation, BlockChoice, BlockPlan, SearchSpace};
 
 type Reference = Autodiff<Flex>;
 
@@ -76,7 +76,7 @@ fn sliced_unit<B: AutodiffBackend>(
 
 /// The unit on this backend against flex with the same weights.
 fn unit_on_both(config: &ConvBnActConfig, input: [usize; 4], out: usize) -> (UnitRun, UnitRun) {
-    let device = backend::device().expect("backend device");
+    let device = backend::device();
     let ours = sliced_unit::<Training>(config, input, out, &device, None);
     let reference = sliced_unit::<Reference>(config, input, out, &Default::default(), Some(ours.weight.clone()));
     (ours, reference)
@@ -190,7 +190,7 @@ fn assert_conv_matches_flex(
     options: ConvOptions<2>,
     tolerance: f32,
 ) {
-    let device = backend::device().expect("backend device");
+    let device = backend::device();
     for storage in Storage::ALL {
         let ours = conv_gradients::<Training>(&device, storage, input, weight, &options);
         let reference = conv_gradients::<Reference>(&Default::default(), storage, input, weight, &options);
@@ -270,7 +270,7 @@ fn batch_norm_gradients<B: AutodiffBackend>(device: &B::Device, storage: Storage
 // channel is split over several units with a ragged last one) and a 1×1 plane.
 #[test]
 fn training_batch_norm_on_every_input_layout_matches_flex() {
-    let device = backend::device().expect("backend device");
+    let device = backend::device();
     for input in [[3, 7, 11, 13], [5, 7, 1, 1]] {
         for storage in Storage::ALL {
             let ours = batch_norm_gradients::<Training>(&device, storage, input);
@@ -299,7 +299,7 @@ fn block_outputs<B: Backend>(plan: &BlockPlan, mid: usize, device: &B::Device) -
 // stride-2 SXB with SE.
 #[test]
 fn sliced_blocks_equal_their_extracted_copies_on_this_backend() {
-    let device = backend::device().expect("backend device");
+    let device = backend::device();
     let space = SearchSpace::tiny(3, 10);
     let slots = space.supernet_slots().expect("space");
     for (position, choice) in [(1usize, BlockChoice::Snb5), (8, BlockChoice::Sxb3)] {
