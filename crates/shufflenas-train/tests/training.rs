@@ -754,7 +754,7 @@ fn ddp_peers_that_cannot_resume_together_all_stop_with_errors() {
     // Rank 1's directory is empty: it would start over while rank 0 resumes after epoch 1.
     let results = resume(&dirs);
     for result in &results {
-        let err = result.as_ref().err().expect("a peer trained although the peers disagree");
+        let Err(err) = result else { panic!("a peer trained although the peers disagree") };
         assert!(matches!(err, TrainError::Distributed(m) if m.contains("another epoch")), "{err}");
     }
 
