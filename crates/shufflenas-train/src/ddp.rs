@@ -159,18 +159,22 @@ impl DdpPeer {
         // Burn's ring all-reduce between nodes cuts the tensor into one slice per node and
         // refuses one with fewer values than nodes: short tensors go padded with zeros.
         let n = tensor.dims()[0];
-        let padded = match self.world_size.checked_sub(n) {
-            Some(missing) if missing > 0 => {
+        let missing = self.world_size.saturating_sub(n);
+        let padded = match missing {
+            0 => tensor,
+            _ => {
                 let zeros = Tensor::zeros([missing], &tensor.device());
                 Tensor::cat(vec![tensor, zeros], 0)
             }
-            _ => tensor,
         };
         let primitive = padded.into_primitive().tensor();
         let reduced =
             burn_collective::all_reduce::<B>(self.id(), primitive, ReduceOperation::Sum).map_err(collective)?;
         let reduced = Tensor::<B, 1>::from_primitive(TensorPrimitive::Float(reduced));
-        Ok(if reduced.dims()[0] > n { reduced.slice([0..n]) } else { reduced })
+        Ok(match missing {
+            0 => reduced,
+            _ => reduced.slice([0..n]),
+        })
     }
 
     /// Sums the gradients of `model`'s parameters over all peers, as one flat bucket.
