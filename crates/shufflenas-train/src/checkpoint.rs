@@ -26,16 +26,27 @@ pub fn model_file(path: &Path) -> Result<PathBuf, TrainError> {
     if !path.is_dir() {
         return Err(error(path, "no such checkpoint"));
     }
-    let latest = path.join(LATEST_FILE);
-    let folder = if latest.is_file() {
-        let text = std::fs::read_to_string(&latest).map_err(|e| error(&latest, e))?;
-        let name: String = serde_json::from_str(&text).map_err(|e| error(&latest, e))?;
-        path.join(name)
-    } else {
-        path.to_path_buf()
-    };
+    let folder = if path.join(LATEST_FILE).is_file() { latest_checkpoint(path)? } else { path.to_path_buf() };
     let model = folder.join("model.mpk");
     if model.is_file() { Ok(model) } else { Err(error(&model, "no such checkpoint")) }
+}
+
+/// The folder of the newest complete checkpoint of run directory `dir`, as its
+/// `latest.json` names it.
+///
+/// # Errors
+/// [`TrainError::Checkpoint`] naming `latest.json` when it cannot be read, or when the
+/// name in it is not a plain folder name inside `dir` (`..`, an absolute path, a path
+/// with separators: a hand-edited or foreign file).
+pub(crate) fn latest_checkpoint(dir: &Path) -> Result<PathBuf, TrainError> {
+    let latest = dir.join(LATEST_FILE);
+    let text = std::fs::read_to_string(&latest).map_err(|e| error(&latest, e))?;
+    let name: String = serde_json::from_str(&text).map_err(|e| error(&latest, e))?;
+    let mut parts = Path::new(&name).components();
+    match (parts.next(), parts.next()) {
+        (Some(std::path::Component::Normal(_)), None) => Ok(dir.join(name)),
+        _ => Err(error(&latest, format!("names '{name}', which is not a checkpoint folder of this run directory"))),
+    }
 }
 
 /// Loads the checkpoint at `path` (see [`model_file`]) into `fresh`, a module built
@@ -79,7 +90,7 @@ pub fn load_checked<B: Backend, M: Module<B>>(fresh: M, path: &Path, device: &B:
 /// Only this thread's panic message is silenced: a panic hook installed once per process
 /// asks a thread-local flag, and hands every other panic to the hook that was there
 /// before, so panics on other threads meanwhile still print.
-fn quietly_catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, ()> {
+pub(crate) fn quietly_catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, ()> {
     use std::cell::Cell;
     use std::sync::Once;
     thread_local! {
@@ -117,7 +128,25 @@ pub fn tensor_shapes<B: Backend, M: Module<B>>(module: &M) -> Vec<Vec<usize>> {
 
 #[cfg(test)]
 mod tests {
-    use super::quietly_catch_panic;
+    use super::{latest_checkpoint, quietly_catch_panic};
+    use crate::trainer::LATEST_FILE;
+
+    #[test]
+    fn latest_json_may_name_only_a_folder_of_the_run_directory() {
+        let dir = std::env::temp_dir().join(format!("shufflenas-latest-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str| std::fs::write(dir.join(LATEST_FILE), serde_json::to_string(name).unwrap()).unwrap();
+        write("checkpoint-0003");
+        assert_eq!(latest_checkpoint(&dir).unwrap(), dir.join("checkpoint-0003"));
+        for bad in ["../elsewhere", "/etc", "a/b", "..", ""] {
+            write(bad);
+            let err = latest_checkpoint(&dir).unwrap_err().to_string();
+            assert!(err.contains(LATEST_FILE) && err.contains("not a checkpoint folder"), "{bad}: {err}");
+        }
+        std::fs::write(dir.join(LATEST_FILE), b"{not json").unwrap();
+        assert!(latest_checkpoint(&dir).unwrap_err().to_string().contains(LATEST_FILE));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn a_panic_becomes_an_error_and_a_value_passes_through() {

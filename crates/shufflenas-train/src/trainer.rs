@@ -29,7 +29,7 @@ use burn::prelude::*;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
-use shufflenas_model::nn::{ShuffleNasNet, Supernet};
+use shufflenas_model::nn::{ConvBnAct, ShuffleNasNet, Supernet};
 use shufflenas_model::{NetworkPlan, SpaceError};
 
 use crate::data::{BatchLoader, DataError};
@@ -232,6 +232,25 @@ pub enum TrainError {
         /// The run directory.
         dir: String,
     },
+    /// A label that the network has no output for: the dataset has more classes than
+    /// the network's classifier.
+    #[error(
+        "label {label} is outside the network's {classes} classes: the dataset and the network's num_classes differ"
+    )]
+    LabelOutOfRange {
+        /// The label.
+        label: i64,
+        /// Outputs of the network's classifier.
+        classes: usize,
+    },
+    /// Images with another number of channels than the network's first conv takes.
+    #[error("the images have {got} channels, the network's first conv takes {expected}")]
+    InputChannels {
+        /// Channels of the images.
+        got: usize,
+        /// Input channels of the network.
+        expected: usize,
+    },
     /// Resuming a run with a different configuration or architecture.
     #[error("cannot resume from {path}: it was written by a different run configuration ({reason})")]
     Incompatible {
@@ -249,17 +268,28 @@ pub trait TrainNet<B: AutodiffBackend>: AutodiffModule<B> + Clone + Send + 'stat
     /// # Errors
     /// [`TrainError::MissingPath`] for a supernet without a path.
     fn train_logits(&self, x: Tensor<B, 4>, path: Option<&NetworkPlan>) -> Result<Tensor<B, 2>, TrainError>;
+
+    /// Channels of the images the network takes.
+    fn input_channels(&self) -> usize;
 }
 
 impl<B: AutodiffBackend> TrainNet<B> for Supernet<B> {
     fn train_logits(&self, x: Tensor<B, 4>, path: Option<&NetworkPlan>) -> Result<Tensor<B, 2>, TrainError> {
         path.map(|plan| self.forward_plan(x, plan, false)).ok_or(TrainError::MissingPath)
     }
+
+    fn input_channels(&self) -> usize {
+        self.stem.in_channels()
+    }
 }
 
 impl<B: AutodiffBackend> TrainNet<B> for ShuffleNasNet<B> {
     fn train_logits(&self, x: Tensor<B, 4>, _path: Option<&NetworkPlan>) -> Result<Tensor<B, 2>, TrainError> {
         Ok(self.forward(x))
+    }
+
+    fn input_channels(&self) -> usize {
+        self.stem.in_channels()
     }
 }
 
@@ -271,6 +301,26 @@ struct RunState {
     lr_iteration: usize,
     history: Vec<EpochMetrics>,
     fingerprint: String,
+    /// The training data the run was started on (`None` in runs written before it was
+    /// recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    data: Option<TrainingData>,
+}
+
+/// The size of a run's training data: resuming with another (a different `--batch`, a
+/// different subset) would restart the LR schedule's steps per epoch at the old
+/// iteration, and the data order at another place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct TrainingData {
+    images: usize,
+    batch_size: usize,
+    steps_per_epoch: usize,
+}
+
+impl std::fmt::Display for TrainingData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} images in batches of {}, {} steps per epoch", self.images, self.batch_size, self.steps_per_epoch)
+    }
 }
 
 /// What a run's first step starts from: fresh, or its latest checkpoint.
@@ -372,12 +422,41 @@ pub fn correct_counts<B: Backend>(logits: Tensor<B, 2>, labels: &[i64]) -> (usiz
     let values: Vec<f32> = logits.into_data().convert::<f32>().into_vec().unwrap_or_default();
     let (mut top1, mut top5) = (0, 0);
     for (row, &label) in values.chunks_exact(classes).zip(labels).take(n) {
-        let target = row[label as usize];
-        let higher = row.iter().filter(|&&v| v > target).count();
+        // A label without an output, or a NaN logit for it, is a miss (NaN compares false
+        // with everything: it would rank first).
+        let Some(&target) = usize::try_from(label).ok().and_then(|label| row.get(label)) else { continue };
+        if target.is_nan() {
+            continue;
+        }
+        let higher = row.iter().filter(|&&v| v > target || v.is_nan()).count();
         top1 += usize::from(higher == 0);
         top5 += usize::from(higher < 5);
     }
     (top1, top5)
+}
+
+/// Checks that images of shape `[n, c, h, w]` fit a network taking `channels` before
+/// they reach Burn's first conv, which panics.
+///
+/// # Errors
+/// [`TrainError::InputChannels`].
+fn check_channels(shape: [usize; 4], channels: usize) -> Result<(), TrainError> {
+    match shape[1] == channels {
+        true => Ok(()),
+        false => Err(TrainError::InputChannels { got: shape[1], expected: channels }),
+    }
+}
+
+/// Checks that every label has one of the network's `classes` outputs before the loss
+/// (Burn's cross-entropy panics on one that has not).
+///
+/// # Errors
+/// [`TrainError::LabelOutOfRange`] for the first label outside `0..classes`.
+fn check_labels(labels: &[i64], classes: usize) -> Result<(), TrainError> {
+    match labels.iter().find(|&&label| !usize::try_from(label).is_ok_and(|label| label < classes)) {
+        Some(&label) => Err(TrainError::LabelOutOfRange { label, classes }),
+        None => Ok(()),
+    }
 }
 
 /// The training loop. `sampler` must be given for a supernet and `None` for a fixed net.
@@ -540,6 +619,19 @@ impl Trainer<'_> {
         M::InnerModule: ValidNet<B::InnerBackend>,
     {
         let device = spread.main_device()?;
+        // Every peer checks the same loader, so all stop here together, before any
+        // collective operation.
+        #[cfg(feature = "ddp")]
+        if let Spread::Peer(_, peer) = spread
+            && self.train.smallest_batch() < peer.world_size
+        {
+            return Err(TrainError::Config(format!(
+                "a batch of {} images cannot be split over {} peers (each needs at least one image): use a larger \
+                 batch, or drop the last incomplete batch",
+                self.train.smallest_batch(),
+                peer.world_size
+            )));
+        }
         let start = self.start(model, teacher, device, spread.is_main(), resume);
         // DDP peers agree on their starts before the first collective operation, so that
         // one peer's error (a run directory that exists, a checkpoint missing or corrupt
@@ -569,6 +661,7 @@ impl Trainer<'_> {
             let (mut loss_sum, mut seen, mut correct) = (0.0, 0usize, 0usize);
             for (step, batch) in self.train.epoch(epoch).enumerate() {
                 let batch = batch?;
+                check_channels(batch.shape, model.input_channels())?;
                 let n = batch.labels.len();
                 let mixup_on = epoch + self.config.mixup_off_last_epochs < self.config.epochs;
                 let mix = (self.config.mixup_alpha > 0.0 && mixup_on)
@@ -614,6 +707,7 @@ impl Trainer<'_> {
                         _ => None,
                     };
                     let logits = replica.train_logits(x, plan.as_ref())?;
+                    check_labels(&batch.labels[range.clone()], logits.dims()[1])?;
                     let hard = match (&mix, &partner) {
                         (Some(mix), Some(partner)) => {
                             let partner = partner[range.clone()].to_vec();
@@ -748,6 +842,7 @@ impl Trainer<'_> {
             }
         };
         let steps_per_epoch = self.train.batches_per_epoch();
+        let data = TrainingData { images: self.train.len(), batch_size: self.train.batch_size(), steps_per_epoch };
         if steps_per_epoch == 0 {
             return Err(TrainError::Config(format!(
                 "the training split has {} images, fewer than one batch of {}: no step would run",
@@ -778,6 +873,7 @@ impl Trainer<'_> {
                 lr_iteration: 0,
                 history: Vec::new(),
                 fingerprint: self.fingerprint(),
+                data: Some(data),
             },
             distill,
             steps_per_epoch,
@@ -790,13 +886,21 @@ impl Trainer<'_> {
                     reason: "model or hyper-parameters differ".into(),
                 });
             }
+            // Runs written before the data was recorded resume unchecked.
+            if let Some(saved_data) = saved.data.filter(|saved_data| *saved_data != data) {
+                return Err(TrainError::Incompatible {
+                    path: dir.display().to_string(),
+                    reason: format!("the training data differ: it was trained on {saved_data}, this run has {data}"),
+                });
+            }
+            start.model = crate::checkpoint::load_checked(start.model, &dir.join("model.mpk"), device)?;
+            let optim_file = dir.join("optim.mpk");
             let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
-            start.model = start
-                .model
-                .load_file(dir.join("model"), &recorder, device)
-                .map_err(|e| checkpoint_error(&dir.join("model.mpk"), e))?;
-            let record = Recorder::<B>::load(&recorder, dir.join("optim"), device)
-                .map_err(|e| checkpoint_error(&dir.join("optim.mpk"), e))?;
+            // Burn panics on a record whose tensors have other ranks (a corrupt file).
+            let record =
+                crate::checkpoint::quietly_catch_panic(|| Recorder::<B>::load(&recorder, dir.join("optim"), device))
+                    .map_err(|()| checkpoint_error(&optim_file, "corrupt (reading it panicked in Burn)"))?
+                    .map_err(|e| checkpoint_error(&optim_file, e))?;
             start.optim = start.optim.load_record(record);
             start.lr = start.lr.load_record::<B>(saved.lr_iteration);
             start.state = saved;
@@ -820,10 +924,13 @@ impl Trainer<'_> {
                 .collect::<Result<_, TrainError>>()?,
             None => vec![None],
         };
+        // BN is recalibrated on training images as the search does: in the training
+        // order of epoch 0 (a fixed, class-mixed set), with the validation transform.
+        let recalibration = self.train.clone().with_transform(valid.transform().clone());
         let (mut top1, mut top5) = (0.0, 0.0);
         for plan in &paths {
             if let Some(plan) = plan {
-                eval.recalibrate(plan, self.train, self.config.recalibration_images)?;
+                eval.recalibrate(plan, &recalibration, self.config.recalibration_images)?;
             }
             let (a, b) = eval.accuracy(valid, plan.as_ref())?;
             top1 += a;
@@ -833,10 +940,7 @@ impl Trainer<'_> {
     }
 
     fn read_latest(&self) -> Result<(PathBuf, RunState), TrainError> {
-        let latest = self.latest();
-        let text = std::fs::read_to_string(&latest).map_err(|e| checkpoint_error(&latest, e))?;
-        let name: String = serde_json::from_str(&text).map_err(|e| checkpoint_error(&latest, e))?;
-        let dir = self.dir.join(name);
+        let dir = crate::checkpoint::latest_checkpoint(&self.dir)?;
         let state_path = dir.join("state.json");
         let text = std::fs::read_to_string(&state_path).map_err(|e| checkpoint_error(&state_path, e))?;
         let state = serde_json::from_str(&text).map_err(|e| checkpoint_error(&state_path, e))?;
@@ -894,14 +998,18 @@ pub trait ValidNet<B: Backend> {
 
 fn accuracy_with<B: Backend>(
     data: &BatchLoader,
-    device: &B::Device,
+    stem: &ConvBnAct<B>,
     forward: impl Fn(Tensor<B, 4>) -> Tensor<B, 2>,
 ) -> Result<(f64, f64), TrainError> {
+    let device = stem.conv.weight.device();
     let (mut top1, mut top5, mut seen) = (0, 0, 0);
     for batch in data.epoch(0) {
         let batch = batch?;
-        let (x, _) = batch.to_tensors::<B>(device);
-        let (a, b) = correct_counts(forward(x), &batch.labels);
+        check_channels(batch.shape, stem.in_channels())?;
+        let (x, _) = batch.to_tensors::<B>(&device);
+        let logits = forward(x);
+        check_labels(&batch.labels, logits.dims()[1])?;
+        let (a, b) = correct_counts(logits, &batch.labels);
         top1 += a;
         top5 += b;
         seen += batch.labels.len();
@@ -915,9 +1023,8 @@ impl<B: Backend> ValidNet<B> for Supernet<B> {
     }
 
     fn accuracy(&self, data: &BatchLoader, path: Option<&NetworkPlan>) -> Result<(f64, f64), TrainError> {
-        let device = self.stem.conv.weight.device();
         match path {
-            Some(plan) => accuracy_with(data, &device, |x| self.forward_plan(x, plan, false)),
+            Some(plan) => accuracy_with(data, &self.stem, |x| self.forward_plan(x, plan, false)),
             None => Err(TrainError::MissingPath),
         }
     }
@@ -929,8 +1036,7 @@ impl<B: Backend> ValidNet<B> for ShuffleNasNet<B> {
     }
 
     fn accuracy(&self, data: &BatchLoader, _path: Option<&NetworkPlan>) -> Result<(f64, f64), TrainError> {
-        let device = self.stem.conv.weight.device();
-        accuracy_with(data, &device, |x| self.forward(x))
+        accuracy_with(data, &self.stem, |x| self.forward(x))
     }
 }
 
@@ -959,6 +1065,22 @@ mod tests {
         let json = serde_json::to_string(&on).unwrap();
         assert!(json.contains("\"mixup_alpha\":0.2") && json.contains("\"temperature\":2.0"), "{json}");
         assert_eq!(serde_json::from_str::<TrainConfig>(&json).unwrap(), on);
+    }
+
+    #[test]
+    fn a_nan_or_missing_target_logit_is_a_miss() {
+        let nan = f32::NAN;
+        let rows = vec![
+            1.0, 2.0, 3.0, // label 2: the highest
+            nan, 0.0, 0.0, // label 0: NaN, which compares false with everything
+            5.0, nan, 1.0, // label 0: a NaN output elsewhere ranks above it (as argmax)
+            1.0, 0.0, 0.0, // label 7: no such output
+        ];
+        let logits = Tensor::<burn::backend::Flex, 2>::from_data(TensorData::new(rows, [4, 3]), &Default::default());
+        assert_eq!(correct_counts(logits, &[2, 0, 0, 7]), (1, 2));
+        assert!(check_labels(&[0, 2], 3).is_ok());
+        assert!(matches!(check_labels(&[0, 3], 3), Err(TrainError::LabelOutOfRange { label: 3, classes: 3 })));
+        assert!(matches!(check_labels(&[-1], 3), Err(TrainError::LabelOutOfRange { label: -1, .. })));
     }
 
     #[test]

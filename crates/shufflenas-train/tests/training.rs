@@ -200,6 +200,63 @@ fn a_training_split_smaller_than_a_batch_is_refused() {
     assert!(!dir.exists());
 }
 
+// Resuming with another batch size would keep the old LR iteration under a schedule of
+// other steps per epoch: refused, naming both.
+#[test]
+fn resuming_with_other_training_data_is_refused() {
+    let _guard = serial();
+    let device = Default::default();
+    let space = SearchSpace::tiny(1, 10);
+    let (train, _) = loaders(48);
+    let arch = Architecture::random_seeded(&space, 3);
+    let make = || ShuffleNasNetConfig::new(space.clone(), arch.clone()).init::<B>(&device).unwrap();
+    let dir = run_dir("other-data");
+    let first = Trainer { stop_after: Some(1), ..fixed_trainer(&train, config(), dir.clone(), &arch) };
+    first.fit(make(), &device, false, &mut |_| {}).unwrap();
+    let data = embedded_fashion_mnist(false).unwrap();
+    let norm = Normalization::fashion_mnist();
+    let transform = Transform::SmallTrain { size: 32, padding: 2, norm };
+    for (items, batch) in [(48, 8), (64, 16)] {
+        let other = BatchLoader::new(Arc::new(data.subset((0..items).collect())), transform.clone(), batch, 1).unwrap();
+        let err =
+            fixed_trainer(&other, config(), dir.clone(), &arch).fit(make(), &device, true, &mut |_| {}).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, TrainError::Incompatible { .. }), "{text}");
+        assert!(text.contains("48 images in batches of 16, 3 steps per epoch"), "{text}");
+        assert!(text.contains(&format!("{items} images in batches of {batch}")), "{text}");
+    }
+    // The same data resumes.
+    let (_, history) =
+        fixed_trainer(&train, config(), dir.clone(), &arch).fit(make(), &device, true, &mut |_| {}).unwrap();
+    assert_eq!(history.len(), 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// A dataset with more classes than the network, or images of other channels, stop with
+// an error naming both numbers before Burn panics.
+#[test]
+fn data_that_does_not_fit_the_network_is_an_error() {
+    let device = Default::default();
+    let (train, valid) = loaders(16);
+    let five_classes = SearchSpace::tiny(1, 5);
+    let rgb = SearchSpace::tiny(3, 10);
+    for (space, expect) in
+        [(five_classes, "outside the network's 5 classes"), (rgb, "1 channels, the network's first conv takes 3")]
+    {
+        let arch = Architecture::random_seeded(&space, 1);
+        let dir = run_dir("misfit");
+        let net = ShuffleNasNetConfig::new(space.clone(), arch.clone()).init::<B>(&device).unwrap();
+        let err =
+            fixed_trainer(&train, config(), dir.clone(), &arch).fit(net, &device, false, &mut |_| {}).unwrap_err();
+        assert!(err.to_string().contains(expect), "{err}");
+        // Validation checks the same.
+        let net = ShuffleNasNetConfig::new(space.clone(), arch.clone()).init::<Flex>(&device).unwrap();
+        let err = shufflenas_train::trainer::ValidNet::accuracy(&net, &valid, None).unwrap_err();
+        assert!(err.to_string().contains(expect), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
 #[test]
 fn a_fixed_net_learns_on_the_embedded_data() {
     let _guard = serial();
@@ -790,6 +847,29 @@ fn ddp_peers_that_cannot_resume_together_all_stop_with_errors() {
     for dir in &dirs {
         let _ = std::fs::remove_dir_all(dir);
     }
+}
+
+// A last batch of 2 images cannot give each of 3 peers a shard: every peer stops with the
+// same error before the first collective operation (none waits for the others).
+#[cfg(feature = "ddp")]
+#[test]
+fn ddp_refuses_a_batch_smaller_than_the_peers() {
+    let _guard = serial();
+    let fixture = Mirrored::new();
+    let data = embedded_fashion_mnist(true).unwrap();
+    let transform = Transform::SmallEval { size: 32, norm: Normalization::fashion_mnist() };
+    let train = BatchLoader::new(Arc::new(data.subset((0..18).collect())), transform, 16, 1).unwrap();
+    let net = fixture.net(5);
+    let dirs = [run_dir("ddp-small-0"), run_dir("ddp-small-1"), run_dir("ddp-small-2")];
+    let trainer = |dir: PathBuf| Trainer { train: &train, ..fixture.trainer(dir) };
+    for result in ddp_peers(&net, &net, &trainer, &dirs, false) {
+        let Err(err) = result else { panic!("a peer trained on an empty shard") };
+        assert!(
+            matches!(&err, TrainError::Config(m) if m.contains("batch of 2 images cannot be split over 3 peers")),
+            "{err}"
+        );
+    }
+    assert!(dirs.iter().all(|dir| !dir.exists()));
 }
 
 /// Replaces `to` by a copy of the directory tree `from`.

@@ -88,6 +88,19 @@ impl BatchLoader {
         self
     }
 
+    /// The same items and order (seed, shuffling, dropped last batch) with another
+    /// transform: e.g. the training images with the evaluation transform, for BN
+    /// recalibration.
+    pub fn with_transform(mut self, transform: Transform) -> Self {
+        self.transform = transform;
+        self
+    }
+
+    /// The transform applied to each item.
+    pub fn transform(&self) -> &Transform {
+        &self.transform
+    }
+
     /// Number of items.
     pub fn len(&self) -> usize {
         self.dataset.len()
@@ -106,6 +119,16 @@ impl BatchLoader {
     /// Batches per epoch.
     pub fn batches_per_epoch(&self) -> usize {
         if self.drop_last { self.len() / self.batch_size } else { self.len().div_ceil(self.batch_size) }
+    }
+
+    /// Images in the smallest batch of an epoch: the last one unless it is dropped or
+    /// the batch size divides the dataset.
+    pub fn smallest_batch(&self) -> usize {
+        match self.len() % self.batch_size {
+            0 => self.batch_size,
+            _ if self.drop_last && self.len() >= self.batch_size => self.batch_size,
+            rest => rest,
+        }
     }
 
     fn order(&self, epoch: usize) -> Vec<usize> {
@@ -177,6 +200,8 @@ mod tests {
         let first: Vec<Batch> = loader.epoch(0).map(Result::unwrap).collect();
         assert_eq!(first[0].shape, [128, 1, 32, 32]);
         assert_eq!(first.last().unwrap().labels.len(), 1000 - 7 * 128);
+        assert_eq!(loader.smallest_batch(), 1000 - 7 * 128);
+        assert_eq!(loader.clone().drop_last().smallest_batch(), 128);
         assert_eq!(loader.batch(0, 3).unwrap(), first[3]);
         let again: Vec<Batch> = loader.epoch(0).map(Result::unwrap).collect();
         assert_eq!(first, again);
