@@ -26,7 +26,7 @@ use shufflenas::model::Layout;
 use shufflenas::model::nn::{ShuffleNasNet, ShuffleNasNetConfig};
 use shufflenas::search::load_supernet;
 use shufflenas::train::trainer::{EpochMetrics, StepInfo, Trainer, holds_run};
-use shufflenas::train_args::{DistillArgs, StepProgress, TrainArgs, append_csv, epoch_line, load_subnet};
+use shufflenas::train_args::{DistillArgs, StepProgress, TrainArgs, epoch_line, load_subnet, record_epoch_csv};
 
 /// Train a ShuffleNAS subnet from scratch, or fine-tune it from a supernet.
 #[derive(Debug, Parser)]
@@ -145,7 +145,7 @@ fn run(args: Args) -> Result<(), String> {
     let epochs = args.train.epochs;
     let mut on_epoch = |m: &EpochMetrics| {
         println!("{}", epoch_line(m, epochs));
-        if let Err(e) = append_csv(&dir, m) {
+        if let Err(e) = record_epoch_csv(&dir, m) {
             eprintln!("warning: cannot write metrics.csv: {e}");
         }
     };
@@ -161,7 +161,7 @@ fn run(args: Args) -> Result<(), String> {
                 println!("{} (DDP rank {} of {})", epoch_line(m, epochs), peer.rank, peer.world_size);
             }
             if peer.rank == 0
-                && let Err(e) = append_csv(&dir, m)
+                && let Err(e) = record_epoch_csv(&dir, m)
             {
                 eprintln!("warning: cannot write metrics.csv: {e}");
             }

@@ -16,7 +16,7 @@ use shufflenas::model::nn::SupernetConfig;
 use shufflenas::train::sampler::{CostBox, PathSampler, Sampling};
 use shufflenas::train::schedule::ChannelSchedule;
 use shufflenas::train::trainer::{EpochMetrics, StepInfo, Trainer};
-use shufflenas::train_args::{StepProgress, TrainArgs, append_csv, epoch_line};
+use shufflenas::train_args::{StepProgress, TrainArgs, epoch_line, record_epoch_csv};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ChannelMode {
@@ -113,7 +113,7 @@ fn run(args: Args) -> Result<(), String> {
         if print {
             println!("{} | channel ids {}..={}", epoch_line(m, epochs), allowed.start(), allowed.end());
         }
-        if record && let Err(e) = append_csv(&dir, m) {
+        if record && let Err(e) = record_epoch_csv(&dir, m) {
             eprintln!("warning: cannot write metrics.csv: {e}");
         }
     };

@@ -105,8 +105,8 @@ impl Loaders {
     }
 }
 
-fn limit(set: InMemoryDataset, n: usize) -> InMemoryDataset {
-    if n == 0 || n >= set.len() { set } else { set.subset((0..n).collect()) }
+fn limit(set: InMemoryDataset, n: usize) -> Result<InMemoryDataset, DataError> {
+    if n == 0 || n >= set.len() { Ok(set) } else { set.subset((0..n).collect()) }
 }
 
 impl DataArgs {
@@ -131,7 +131,7 @@ impl DataArgs {
                     reason: format!("{} channels per image, the training split has {channels}", valid.channels()),
                 });
             }
-            let train = limit(train, self.train_limit);
+            let train = limit(train, self.train_limit)?;
             if self.holdout >= train.len() {
                 return Err(DataError::Empty(format!(
                     "--holdout {} leaves no training images (the training split has {})",
@@ -140,9 +140,9 @@ impl DataArgs {
                 )));
             }
             let kept = train.len() - self.holdout;
-            let held = train.subset((kept..train.len()).collect());
-            let train = train.subset((0..kept).collect());
-            let valid = limit(valid, self.val_limit);
+            let held = train.subset((kept..train.len()).collect())?;
+            let train = train.subset((0..kept).collect())?;
+            let valid = limit(valid, self.val_limit)?;
             let t = Transform::SmallTrain { size: 32, padding: 4, norm: norm.clone() };
             let v = Transform::SmallEval { size: 32, norm };
             let valid = BatchLoader::new(Arc::new(valid), v.clone(), self.batch, seed)?.without_shuffle();

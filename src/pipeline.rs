@@ -25,7 +25,7 @@ use shufflenas_train::trainer::{EpochMetrics, TrainConfig, Trainer};
 use crate::backend::{self, Training};
 use crate::data_args::DataArgs;
 use crate::search_args::{SearchArgs, run_search};
-use crate::train_args::{append_csv, epoch_line};
+use crate::train_args::{epoch_line, record_epoch_csv};
 
 /// Flags of the whole pipeline (the examples set their own defaults with
 /// [`parse_with_defaults`]).
@@ -77,7 +77,7 @@ fn stage(n: usize, title: &str) {
 fn log_epoch(dir: &Path, epochs: usize) -> impl FnMut(&EpochMetrics) + '_ {
     move |m| {
         println!("{}", epoch_line(m, epochs));
-        if let Err(e) = append_csv(dir, m) {
+        if let Err(e) = record_epoch_csv(dir, m) {
             eprintln!("warning: cannot write metrics.csv: {e}");
         }
     }

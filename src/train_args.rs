@@ -218,18 +218,25 @@ pub fn epoch_line(m: &EpochMetrics, epochs: usize) -> String {
     )
 }
 
-/// Appends an epoch to `metrics.csv` in `dir` (header on first write).
-pub fn append_csv(dir: &Path, m: &EpochMetrics) -> std::io::Result<()> {
-    use std::io::Write;
+/// The header of `metrics.csv`.
+const CSV_HEADER: &str = "epoch,train_loss,train_top1,val_top1,val_top5,images_per_s,lr,seconds";
+
+/// Records epoch `m` in `metrics.csv` in `dir` (header on first write), written
+/// atomically. Rows of epoch `m.epoch` and later are replaced: a run resumed from an
+/// earlier checkpoint trains them again, and the interrupted run's rows would stay as
+/// duplicates.
+pub fn record_epoch_csv(dir: &Path, m: &EpochMetrics) -> std::io::Result<()> {
     let path = dir.join("metrics.csv");
-    let new = !path.exists();
-    let mut file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-    if new {
-        writeln!(file, "epoch,train_loss,train_top1,val_top1,val_top5,images_per_s,lr,seconds")?;
-    }
+    let old = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    let earlier = old.lines().skip(1).filter(|line| {
+        line.split(',').next().and_then(|epoch| epoch.parse::<usize>().ok()).is_some_and(|epoch| epoch < m.epoch)
+    });
     let opt = |v: Option<f64>| v.map_or(String::new(), |v| format!("{v:.6}"));
-    writeln!(
-        file,
+    let row = format!(
         "{},{:.6},{:.6},{},{},{:.2},{:.6},{:.2}",
         m.epoch,
         m.train_loss,
@@ -239,7 +246,14 @@ pub fn append_csv(dir: &Path, m: &EpochMetrics) -> std::io::Result<()> {
         m.images_per_s,
         m.lr,
         m.seconds
-    )
+    );
+    let mut text = String::from(CSV_HEADER);
+    for line in earlier.chain(std::iter::once(row.as_str())) {
+        text.push('\n');
+        text.push_str(line);
+    }
+    text.push('\n');
+    crate::io::write_atomic(&path, text.as_bytes())
 }
 
 #[cfg(test)]
@@ -255,6 +269,37 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         dir
+    }
+
+    // An interrupted run resumed from the checkpoint of epoch 1 trains epochs 1 and 2
+    // again: the CSV keeps one row per epoch, the new ones.
+    #[test]
+    fn a_resumed_run_replaces_the_rows_it_trains_again() {
+        let dir = dir("csv");
+        let epoch = |epoch: usize, train_loss: f64| EpochMetrics {
+            epoch,
+            train_loss,
+            train_top1: 0.5,
+            val_top1: None,
+            val_top5: Some(0.9),
+            images_per_s: 100.0,
+            lr: 0.1,
+            seconds: 1.0,
+        };
+        for e in 0..3 {
+            record_epoch_csv(&dir, &epoch(e, 1.0)).unwrap();
+        }
+        for e in 1..4 {
+            record_epoch_csv(&dir, &epoch(e, 2.0)).unwrap();
+        }
+        let text = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], CSV_HEADER);
+        let rows: Vec<(&str, &str)> =
+            lines[1..].iter().map(|l| (l.split(',').next().unwrap(), l.split(',').nth(1).unwrap())).collect();
+        assert_eq!(rows, [("0", "1.000000"), ("1", "2.000000"), ("2", "2.000000"), ("3", "2.000000")]);
+        assert!(lines[1].ends_with(",0.500000,,0.900000,100.00,0.100000,1.00"), "{}", lines[1]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     // A teacher must load exactly as saved, and a wrong path or genome must be an error

@@ -312,7 +312,8 @@ fn dense(fan_in: u64, out_channels: u64, out: u64, bias: bool) -> RawCounts {
     RawCounts {
         param_bits: params * 16,
         mults: fan_in * out,
-        adds: (fan_in - 1) * out + bias_adds,
+        // Summing `fan_in` products takes `fan_in − 1` adds; none without inputs.
+        adds: fan_in.saturating_sub(1) * out + bias_adds,
         macs: fan_in * out + bias_adds,
         trainable: params,
     }
@@ -350,6 +351,15 @@ mod tests {
         assert_eq!(c.params(), 1_025_000.0);
         assert_eq!(c.mults.total(), 1_024_000);
         assert_eq!(c.adds.total(), 1_024_000);
+    }
+
+    // A layer without inputs (a zero-width slice) has no products to sum.
+    #[test]
+    fn a_layer_without_inputs_counts_no_adds() {
+        let c = counts(OpKind::FullyConnected { in_features: 0, out_features: 10, bias: true });
+        assert_eq!(c.mults.total(), 0);
+        assert_eq!(c.adds.total(), 10);
+        assert_eq!(c.params(), 10.0);
     }
 
     #[test]

@@ -131,6 +131,9 @@ pub enum SpaceError {
     /// A zero-sized setting.
     #[error("{0} must be positive")]
     Zero(&'static str),
+    /// A dropout probability outside `[0, 1)` (1 would zero the classifier's input).
+    #[error("dropout must lie in [0, 1), got {0}")]
+    BadDropout(f64),
     /// A genome that does not fit the space.
     #[error(transparent)]
     Arch(#[from] ArchError),

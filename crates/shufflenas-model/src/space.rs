@@ -215,13 +215,17 @@ impl SearchSpace {
                 scales.len() - 1
             )));
         }
+        // The smallest scale gives the fewest mid channels (the list need not be sorted).
+        let smallest = scales.iter().copied().fold(f64::INFINITY, f64::min);
         for &channels in &self.stage_out_channels {
-            if self.mid_channels(channels, scales[0]) == 0 {
+            if self.mid_channels(channels, smallest) == 0 {
                 return Err(SpaceError::BadScales(format!(
-                    "scale {} gives 0 mid channels for a {channels}-channel stage",
-                    scales[0]
+                    "scale {smallest} gives 0 mid channels for a {channels}-channel stage"
                 )));
             }
+        }
+        if !(0.0..1.0).contains(&self.dropout) {
+            return Err(SpaceError::BadDropout(self.dropout));
         }
         let total_stride = self.total_stride();
         if !self.input_size.is_multiple_of(total_stride) {
@@ -247,9 +251,9 @@ impl SearchSpace {
                 return Err(ArchError::GeneCount { kind, expected, got });
             }
         }
-        let max = self.candidate_scales.len() - 1;
+        let max = self.candidate_scales.len().saturating_sub(1);
         for (index, channel) in arch.channels.iter().enumerate() {
-            if channel.index() > max {
+            if channel.index() >= self.candidate_scales.len() {
                 return Err(ArchError::OutOfRange {
                     kind: GeneKind::Channel,
                     index,
@@ -344,10 +348,10 @@ impl SearchSpace {
     /// # Errors
     /// [`SpaceError`] for an invalid space.
     pub fn supernet_slots(&self) -> Result<Vec<[BlockPlan; 4]>, SpaceError> {
+        let slots = self.slots()?;
         let max_id = self.max_channel_id();
         let scale = self.candidate_scales[max_id];
-        Ok(self
-            .slots()?
+        Ok(slots
             .into_iter()
             .map(|slot| {
                 BlockChoice::ALL.map(|choice| BlockPlan {
@@ -583,6 +587,22 @@ mod tests {
         assert!(matches!(bad_ids.check(), Err(SpaceError::BadScales(_))));
         let mismatch = SearchSpace { stage_repeats: vec![4, 4, 8], ..SearchSpace::oneshot_plus() };
         assert!(matches!(mismatch.check(), Err(SpaceError::StageMismatch { .. })));
+        for dropout in [1.0, -0.1, f64::NAN] {
+            let bad = SearchSpace { dropout, ..SearchSpace::oneshot_plus() };
+            assert!(matches!(bad.check(), Err(SpaceError::BadDropout(_))), "{dropout}");
+        }
+        // The smallest scale need not come first: 0.01 of a 64-channel stage is 0 channels.
+        let unsorted = SearchSpace {
+            candidate_scales: vec![1.0, 0.01],
+            searchable_min_id: 0,
+            searchable_max_id: 1,
+            ..SearchSpace::oneshot_plus()
+        };
+        assert!(matches!(unsorted.check(), Err(SpaceError::BadScales(m)) if m.contains("scale 0.01 gives 0")));
+        // No scales at all: errors, not an index panic.
+        let empty = SearchSpace { candidate_scales: Vec::new(), ..SearchSpace::oneshot_plus() };
+        assert!(matches!(empty.supernet_slots(), Err(SpaceError::BadScales(_))));
+        assert!(empty.validate(&Architecture::oneshot_s_plus()).is_err());
     }
 
     #[test]

@@ -110,6 +110,27 @@ impl Constraints {
         Self { max_macs: Some(model.macs() * ratio), max_params: Some(model.params() * ratio), ..Self::default() }
     }
 
+    /// Checks that every cap is a number: a NaN cap compares false with every cost, so
+    /// it would silently allow everything.
+    ///
+    /// # Errors
+    /// [`SearchError::Settings`] naming the cap.
+    pub fn check(&self) -> Result<(), SearchError> {
+        let caps = [
+            ("flops", self.max_flops),
+            ("macs", self.max_macs),
+            ("params", self.max_params),
+            ("score", self.max_score),
+            ("latency", self.max_latency_ms),
+        ];
+        match caps.into_iter().find(|(_, cap)| cap.is_some_and(|cap| cap.is_nan() || cap < 0.0)) {
+            Some((name, Some(cap))) => {
+                Err(SearchError::Settings(format!("the {name} cap must be a non-negative number, got {cap}")))
+            }
+            _ => Ok(()),
+        }
+    }
+
     /// Whether `cost` satisfies every cap.
     pub fn allows(&self, cost: &Cost) -> bool {
         self.violations(cost).is_empty()

@@ -35,6 +35,9 @@ pub struct LatencyTable {
     pub batch: usize,
     /// Input side of the network.
     pub input_size: usize,
+    /// The search space measured (`None` in tables written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub space: Option<SearchSpace>,
     /// Stem and head together.
     pub fixed: LatencyStat,
     /// `blocks[position][block id][channel id]`; `None` for channel ids not measured.
@@ -74,7 +77,9 @@ impl LatencyTable {
     }
 
     /// Checks that the table was measured for networks of `space`: the same input side
-    /// and number of positions (its times would otherwise be of other networks).
+    /// and number of positions, and (for tables that record it) the same space apart
+    /// from what does not change a forward pass's time (dropout, the searchable ids);
+    /// its times would otherwise be of other networks.
     ///
     /// # Errors
     /// [`SearchError::Latency`] naming what differs.
@@ -91,6 +96,21 @@ impl LatencyTable {
                 self.blocks.len(),
                 space.num_blocks()
             )));
+        }
+        if let Some(measured) = &self.space {
+            let comparable = SearchSpace {
+                dropout: space.dropout,
+                searchable_min_id: space.searchable_min_id,
+                searchable_max_id: space.searchable_max_id,
+                ..measured.clone()
+            };
+            let differing = differing_fields(&comparable, space);
+            if !differing.is_empty() {
+                return Err(SearchError::Latency(format!(
+                    "the table was measured for another search space ({} differ): measure one for this space",
+                    differing.join(", ")
+                )));
+            }
         }
         Ok(())
     }
@@ -116,6 +136,17 @@ impl LatencyTable {
             .map_err(|e| SearchError::Latency(format!("cannot read {}: {e}", path.display())))?;
         serde_json::from_str(&text)
             .map_err(|e| SearchError::Latency(format!("{} is not a valid latency table: {e}", path.display())))
+    }
+}
+
+/// Names of the top-level fields whose JSON differs between `a` and `b`.
+fn differing_fields(a: &SearchSpace, b: &SearchSpace) -> Vec<String> {
+    match (serde_json::to_value(a), serde_json::to_value(b)) {
+        (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) => {
+            a.iter().filter(|(key, value)| b.get(*key) != Some(value)).map(|(key, _)| key.clone()).collect()
+        }
+        _ if a != b => vec!["the space".into()],
+        _ => Vec::new(),
     }
 }
 
@@ -207,6 +238,7 @@ pub fn measure<B: Backend>(supernet: &Supernet<B>, options: &LatencyOptions) -> 
         device: if options.device.is_empty() { format!("{device:?}") } else { options.device.clone() },
         batch,
         input_size: space.input_size,
+        space: Some(space.clone()),
         fixed,
         blocks,
     })
@@ -474,6 +506,15 @@ mod tests {
         let larger = SearchSpace { input_size: 64, ..space() };
         let err = table.check_space(&larger).unwrap_err().to_string();
         assert!(err.contains("measured at 32 px") && err.contains("64 px"), "{err}");
+        // Same size and positions, other channels: named; dropout does not change a time.
+        let wider =
+            SearchSpace { stage_out_channels: space().stage_out_channels.iter().map(|c| c * 2).collect(), ..space() };
+        let err = table.check_space(&wider).unwrap_err().to_string();
+        assert!(err.contains("another search space (stage_out_channels differ)"), "{err}");
+        assert!(table.check_space(&SearchSpace { dropout: 0.5, ..space() }).is_ok());
+        // A table written before the space was recorded is checked on size and positions.
+        let old = LatencyTable { space: None, ..table.clone() };
+        assert!(old.check_space(&wider).is_ok());
     }
 
     #[test]

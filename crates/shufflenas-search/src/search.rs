@@ -265,6 +265,12 @@ impl Search<'_> {
                 self.cost.table.positions()
             )));
         }
+        if let Objective::Balanced { ratio: weight } | Objective::LatencyAware { per_ms: weight } = self.objective
+            && !weight.is_finite()
+        {
+            return Err(SearchError::Settings(format!("the objective's weight must be a finite number, got {weight}")));
+        }
+        self.constraints.check()?;
         if matches!(self.objective, Objective::LatencyAware { .. }) && self.cost.latency.is_none() {
             return Err(SearchError::Settings(
                 "the latency-aware objective needs a latency table (the `latency_table` example measures one)".into(),

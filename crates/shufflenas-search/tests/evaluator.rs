@@ -15,7 +15,7 @@ use shufflenas_train::trainer::ValidNet;
 
 fn loader(train: bool, n: usize) -> BatchLoader {
     let data = embedded_fashion_mnist(train).unwrap();
-    let data = data.subset((0..n).collect());
+    let data = data.subset((0..n).collect()).unwrap();
     BatchLoader::new(Arc::new(data), Transform::SmallEval { size: 32, norm: Normalization::fashion_mnist() }, 16, 0)
         .unwrap()
         .without_shuffle()

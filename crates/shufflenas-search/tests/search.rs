@@ -230,6 +230,18 @@ fn bad_settings_and_impossible_constraints_are_errors() {
         .unwrap_err();
     assert!(matches!(err, SearchError::Settings(_)) && err.to_string().contains("latency table"), "{err}");
     assert_eq!(landscape.calls, 0);
+
+    // NaN compares false with everything: a NaN weight would make every fitness NaN and
+    // a NaN cap would allow every genome. Both refused by name, before any evaluation.
+    let mut s = search(&cost, &space, None);
+    s.objective = Objective::Balanced { ratio: f64::NAN };
+    let err = s.genetic(&small_ga(0), &mut landscape, &mut NoObserver).unwrap_err();
+    assert!(matches!(err, SearchError::Settings(_)) && err.to_string().contains("objective's weight"), "{err}");
+    let mut s = search(&cost, &space, None);
+    s.constraints = Constraints { max_params: Some(f64::NAN), ..Constraints::default() };
+    let err = s.genetic(&small_ga(0), &mut landscape, &mut NoObserver).unwrap_err();
+    assert!(matches!(err, SearchError::Settings(_)) && err.to_string().contains("params cap"), "{err}");
+    assert_eq!(landscape.calls, 0);
 }
 
 #[test]

@@ -10,7 +10,8 @@ pub fn temp_path(path: &Path) -> PathBuf {
 }
 
 /// Writes `bytes` to `path` atomically: a temporary file in the same directory,
-/// flushed to disk, then renamed over `path`. A crash never leaves a partial file.
+/// flushed to disk, then renamed over `path`, and the rename flushed too. A crash never
+/// leaves a partial file.
 ///
 /// # Errors
 /// Any I/O error; the temporary file is removed on failure.
@@ -25,5 +26,64 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    result
+    result?;
+    sync_parent(path)
+}
+
+/// Flushes every file directly inside `folder`, and the folder itself, to disk: before
+/// a folder written by other code (Burn's recorders) is renamed into place.
+///
+/// # Errors
+/// Any I/O error.
+pub fn sync_folder(folder: &Path) -> std::io::Result<()> {
+    for entry in std::fs::read_dir(folder)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::File::open(entry.path())?.sync_all()?;
+        }
+    }
+    sync_directory(folder)
+}
+
+/// Flushes the directory holding `path` (a rename into it, say) to disk.
+///
+/// # Errors
+/// Any I/O error.
+pub fn sync_parent(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => sync_directory(parent),
+        _ => sync_directory(Path::new(".")),
+    }
+}
+
+/// `fsync` on a directory: where the platform cannot open one as a file (Windows), its
+/// entries are durable with the files, and there is nothing to do.
+fn sync_directory(dir: &Path) -> std::io::Result<()> {
+    match std::fs::File::open(dir) {
+        Ok(handle) => handle.sync_all(),
+        Err(_) if cfg!(windows) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_writes_replace_the_file_and_leave_no_temporary() {
+        let dir = std::env::temp_dir().join(format!("shufflenas-io-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("state.json");
+        write_atomic(&path, b"first").unwrap();
+        write_atomic(&path, b"second").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"second");
+        sync_folder(&dir).unwrap();
+        let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["state.json"]);
+        // A folder that cannot be written to keeps the old file.
+        assert!(write_atomic(&dir.join("missing").join("x"), b"y").is_err());
+        assert!(sync_folder(&dir.join("missing")).is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

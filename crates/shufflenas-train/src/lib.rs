@@ -28,7 +28,7 @@
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let device = Default::default();
 //! let space = SearchSpace::tiny(1, 10); // grey 32×32 images, 10 classes
-//! let images = Arc::new(embedded_fashion_mnist(false)?.subset((0..32).collect()));
+//! let images = Arc::new(embedded_fashion_mnist(false)?.subset((0..32).collect())?);
 //! let train = BatchLoader::new(images, Transform::SmallEval { size: 32, norm: Normalization::fashion_mnist() }, 16, 1)?;
 //! let schedule = ChannelSchedule::WarmUp { epochs: 1, lowest: 2, highest: 9 };
 //! let sampler = PathSampler::new(space.clone(), schedule, Sampling::Uniform, 0)?;

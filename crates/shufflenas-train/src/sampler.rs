@@ -59,6 +59,16 @@ pub enum SamplerError {
         /// Reachable FLOPs range of the space.
         reachable: (f64, f64),
     },
+    /// A channel schedule whose ids are empty or not all ids of the space.
+    #[error("the channel schedule's ids {lowest}..={highest} must be a non-empty range within the space's 0..={max}")]
+    Schedule {
+        /// Lowest id of the schedule.
+        lowest: usize,
+        /// Highest id of the schedule.
+        highest: usize,
+        /// Largest channel id of the space.
+        max: usize,
+    },
 }
 
 /// Draws training paths.
@@ -77,7 +87,8 @@ impl PathSampler {
     /// A sampler over `space`.
     ///
     /// # Errors
-    /// [`SamplerError::Space`] for an invalid space.
+    /// [`SamplerError::Space`] for an invalid space, [`SamplerError::Schedule`] for a
+    /// schedule of ids the space does not have.
     pub fn new(
         space: SearchSpace,
         schedule: ChannelSchedule,
@@ -85,6 +96,12 @@ impl PathSampler {
         seed: u64,
     ) -> Result<Self, SamplerError> {
         let table = CostTable::new(&space, Convention::default())?;
+        let (ChannelSchedule::WarmUp { lowest, highest, .. } | ChannelSchedule::FromStart { lowest, highest }) =
+            schedule;
+        let max = space.candidate_scales.len() - 1;
+        if lowest > highest || highest > max {
+            return Err(SamplerError::Schedule { lowest, highest, max });
+        }
         Ok(Self { space, schedule, sampling, table, seed })
     }
 
@@ -165,6 +182,21 @@ mod tests {
         let late = sampler.sample(9, 7).unwrap();
         assert!(late.channels.iter().all(|c| (2..=9).contains(&c.0)));
         assert!(late.channels.iter().any(|c| c.0 < 9));
+    }
+
+    #[test]
+    fn a_schedule_of_ids_the_space_lacks_is_refused() {
+        for (lowest, highest) in [(5, 4), (2, 10)] {
+            let schedule = ChannelSchedule::FromStart { lowest, highest };
+            let err = PathSampler::new(space(), schedule, Sampling::Uniform, 0).unwrap_err();
+            assert!(matches!(err, SamplerError::Schedule { max: 9, .. }), "{err}");
+        }
+        let warm_up = ChannelSchedule::WarmUp { epochs: 4, lowest: 2, highest: 12 };
+        assert!(PathSampler::new(space(), warm_up, Sampling::Uniform, 0).is_err());
+        assert!(
+            PathSampler::new(space(), ChannelSchedule::FromStart { lowest: 0, highest: 9 }, Sampling::Uniform, 0)
+                .is_ok()
+        );
     }
 
     #[test]

@@ -926,7 +926,7 @@ impl Trainer<'_> {
         };
         // BN is recalibrated on training images as the search does: in the training
         // order of epoch 0 (a fixed, class-mixed set), with the validation transform.
-        let recalibration = self.train.clone().with_transform(valid.transform().clone());
+        let recalibration = self.train.clone().with_transform(valid.transform().clone())?;
         let (mut top1, mut top5) = (0.0, 0.0);
         for plan in &paths {
             if let Some(plan) = plan {
@@ -968,9 +968,11 @@ impl Trainer<'_> {
         let json = serde_json::to_string_pretty(state).map_err(|e| checkpoint_error(&tmp, e))?;
         std::fs::write(tmp.join("state.json"), json).map_err(|e| checkpoint_error(&tmp, e))?;
         let history = serde_json::to_string_pretty(&state.history).map_err(|e| checkpoint_error(&tmp, e))?;
+        crate::io::sync_folder(&tmp).map_err(|e| checkpoint_error(&tmp, e))?;
         let final_dir = self.dir.join(&name);
         let _ = std::fs::remove_dir_all(&final_dir);
         std::fs::rename(&tmp, &final_dir).map_err(|e| checkpoint_error(&final_dir, e))?;
+        crate::io::sync_parent(&final_dir).map_err(|e| checkpoint_error(&self.dir, e))?;
         let latest = serde_json::to_string(&name).map_err(|e| checkpoint_error(&final_dir, e))?;
         write_atomic(&self.latest(), latest.as_bytes())?;
         write_atomic(&self.dir.join("metrics.json"), history.as_bytes())?;

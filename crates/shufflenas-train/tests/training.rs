@@ -34,8 +34,8 @@ fn run_dir(name: &str) -> PathBuf {
 
 fn loaders(items: usize) -> (BatchLoader, BatchLoader) {
     let data = embedded_fashion_mnist(false).unwrap();
-    let train = Arc::new(data.subset((0..items).collect()));
-    let valid = Arc::new(data.subset((items..items + 32).collect()));
+    let train = Arc::new(data.subset((0..items).collect()).unwrap());
+    let valid = Arc::new(data.subset((items..items + 32).collect()).unwrap());
     let norm = Normalization::fashion_mnist();
     let t = BatchLoader::new(train, Transform::SmallTrain { size: 32, padding: 2, norm: norm.clone() }, 16, 1).unwrap();
     let v = BatchLoader::new(valid, Transform::SmallEval { size: 32, norm }, 16, 1).unwrap().without_shuffle();
@@ -217,7 +217,8 @@ fn resuming_with_other_training_data_is_refused() {
     let norm = Normalization::fashion_mnist();
     let transform = Transform::SmallTrain { size: 32, padding: 2, norm };
     for (items, batch) in [(48, 8), (64, 16)] {
-        let other = BatchLoader::new(Arc::new(data.subset((0..items).collect())), transform.clone(), batch, 1).unwrap();
+        let other = BatchLoader::new(Arc::new(data.subset((0..items).collect()).unwrap()), transform.clone(), batch, 1)
+            .unwrap();
         let err =
             fixed_trainer(&other, config(), dir.clone(), &arch).fit(make(), &device, true, &mut |_| {}).unwrap_err();
         let text = err.to_string();
@@ -263,7 +264,7 @@ fn a_fixed_net_learns_on_the_embedded_data() {
     let device = Default::default();
     let space = SearchSpace::tiny(1, 10);
     let data = embedded_fashion_mnist(true).unwrap();
-    let train = Arc::new(data.subset((0..400).collect()));
+    let train = Arc::new(data.subset((0..400).collect()).unwrap());
     assert_eq!(train.len(), 400);
     let norm = Normalization::fashion_mnist();
     let loader = BatchLoader::new(train, Transform::SmallTrain { size: 32, padding: 2, norm }, 32, 3).unwrap();
@@ -472,7 +473,7 @@ fn distillation_lowers_the_kl_to_the_teacher() {
     let device = Default::default();
     let space = SearchSpace::tiny(1, 10);
     let data = embedded_fashion_mnist(false).unwrap();
-    let images = Arc::new(data.subset((0..64).collect()));
+    let images = Arc::new(data.subset((0..64).collect()).unwrap());
     let norm = Normalization::fashion_mnist();
     let train = BatchLoader::new(images.clone(), Transform::SmallEval { size: 32, norm: norm.clone() }, 16, 1).unwrap();
     let probe = BatchLoader::new(images, Transform::SmallEval { size: 32, norm }, 64, 1).unwrap().without_shuffle();
@@ -520,7 +521,7 @@ fn data_parallel_over_two_replicas_equals_one_device_on_mirrored_batches() {
     let data = embedded_fashion_mnist(true).unwrap();
     let norm = Normalization::fashion_mnist();
     let mirrored = |halves: Vec<std::ops::Range<usize>>| {
-        let images = Arc::new(data.subset(halves.into_iter().flatten().collect()));
+        let images = Arc::new(data.subset(halves.into_iter().flatten().collect()).unwrap());
         BatchLoader::new(images, Transform::SmallEval { size: 32, norm: norm.clone() }, 16, 1)
             .unwrap()
             .without_shuffle()
@@ -572,7 +573,7 @@ fn the_first_step_differentiates_the_models_own_fresh_weights() {
     let device = Default::default();
     let space = SearchSpace { dropout: 0.0, ..SearchSpace::tiny(1, 10) };
     let data = embedded_fashion_mnist(true).unwrap();
-    let images = Arc::new(data.subset((0..16).collect()));
+    let images = Arc::new(data.subset((0..16).collect()).unwrap());
     let norm = Normalization::fashion_mnist();
     let train = BatchLoader::new(images, Transform::SmallEval { size: 32, norm }, 16, 1).unwrap().without_shuffle();
     let arch = Architecture::random_seeded(&space, 6);
@@ -727,7 +728,7 @@ impl Mirrored {
         let norm = Normalization::fashion_mnist();
         let loader = |indices: Vec<usize>| {
             BatchLoader::new(
-                Arc::new(data.subset(indices)),
+                Arc::new(data.subset(indices).unwrap()),
                 Transform::SmallEval { size: 32, norm: norm.clone() },
                 16,
                 1,
@@ -858,7 +859,7 @@ fn ddp_refuses_a_batch_smaller_than_the_peers() {
     let fixture = Mirrored::new();
     let data = embedded_fashion_mnist(true).unwrap();
     let transform = Transform::SmallEval { size: 32, norm: Normalization::fashion_mnist() };
-    let train = BatchLoader::new(Arc::new(data.subset((0..18).collect())), transform, 16, 1).unwrap();
+    let train = BatchLoader::new(Arc::new(data.subset((0..18).collect()).unwrap()), transform, 16, 1).unwrap();
     let net = fixture.net(5);
     let dirs = [run_dir("ddp-small-0"), run_dir("ddp-small-1"), run_dir("ddp-small-2")];
     let trainer = |dir: PathBuf| Trainer { train: &train, ..fixture.trainer(dir) };

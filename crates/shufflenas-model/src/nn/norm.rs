@@ -14,7 +14,8 @@
 //!
 //! Momentum uses Burn's convention, the weight of the new batch:
 //! `running = (1 − momentum) · running + momentum · batch`. MXNet's `momentum=0.1`
-//! (the seed's setting) is the weight of the *old* value, i.e. Burn momentum 0.9.
+//! (the original code's setting) is the weight of the *old* value, i.e. Burn momentum
+//! 0.9; the networks' default is 0.1, PyTorch's (see docs/seed-fidelity.md).
 
 use std::sync::{Arc, Mutex};
 

@@ -17,7 +17,9 @@ pub struct ShuffleNasNetConfig {
     pub space: SearchSpace,
     /// The genome.
     pub arch: Architecture,
-    /// Batch-norm momentum (Burn convention, new-batch weight; MXNet's 0.1 is 0.9 here).
+    /// Batch-norm momentum (Burn convention, new-batch weight). The default 0.1 is
+    /// PyTorch's; the original MXNet code's `momentum=0.1` is 0.9 here (see
+    /// docs/seed-fidelity.md).
     #[config(default = 0.1)]
     pub bn_momentum: f64,
 }

@@ -18,7 +18,9 @@ use crate::space::{NetworkPlan, SearchSpace};
 pub struct SupernetConfig {
     /// The search space.
     pub space: SearchSpace,
-    /// Batch-norm momentum (Burn convention, new-batch weight; MXNet's 0.1 is 0.9 here).
+    /// Batch-norm momentum (Burn convention, new-batch weight). The default 0.1 is
+    /// PyTorch's; the original MXNet code's `momentum=0.1` is 0.9 here (see
+    /// docs/seed-fidelity.md).
     #[config(default = 0.1)]
     pub bn_momentum: f64,
 }

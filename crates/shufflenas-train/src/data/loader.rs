@@ -60,7 +60,8 @@ impl BatchLoader {
     /// A loader over `dataset`.
     ///
     /// # Errors
-    /// [`DataError::Empty`] for an empty dataset or a zero batch size.
+    /// [`DataError::Empty`] for an empty dataset or a zero batch size,
+    /// [`DataError::Transform`] for an invalid transform.
     pub fn new(
         dataset: Arc<dyn ImageDataset>,
         transform: Transform,
@@ -73,6 +74,7 @@ impl BatchLoader {
         if batch_size == 0 {
             return Err(DataError::Empty("batch size must be positive".into()));
         }
+        transform.check()?;
         Ok(Self { dataset, transform, batch_size, shuffle: true, drop_last: false, seed })
     }
 
@@ -91,9 +93,13 @@ impl BatchLoader {
     /// The same items and order (seed, shuffling, dropped last batch) with another
     /// transform: e.g. the training images with the evaluation transform, for BN
     /// recalibration.
-    pub fn with_transform(mut self, transform: Transform) -> Self {
+    ///
+    /// # Errors
+    /// [`DataError::Transform`] for an invalid transform.
+    pub fn with_transform(mut self, transform: Transform) -> Result<Self, DataError> {
+        transform.check()?;
         self.transform = transform;
-        self
+        Ok(self)
     }
 
     /// The transform applied to each item.
@@ -218,8 +224,50 @@ mod tests {
 
     #[test]
     fn an_empty_dataset_is_an_error() {
-        let data = embedded_fashion_mnist(false).unwrap().subset(Vec::new());
+        let data = embedded_fashion_mnist(false).unwrap().subset(Vec::new()).unwrap();
         let transform = Transform::SmallEval { size: 32, norm: Normalization::fashion_mnist() };
         assert!(matches!(BatchLoader::new(Arc::new(data), transform, 8, 0), Err(DataError::Empty(_))));
+    }
+
+    #[test]
+    fn invalid_transforms_are_named() {
+        let data = Arc::new(embedded_fashion_mnist(false).unwrap());
+        let norm = Normalization::fashion_mnist();
+        let bad = [
+            (Transform::SmallEval { size: 0, norm: norm.clone() }, "size must be positive"),
+            (
+                Transform::SmallEval { size: 32, norm: Normalization { mean: vec![0.5], std: vec![0.0] } },
+                "positive finite",
+            ),
+            (Transform::SmallEval { size: 32, norm: Normalization { mean: vec![], std: vec![] } }, "one mean per"),
+            (
+                Transform::SmallEval { size: 32, norm: Normalization { mean: vec![0.5, 0.5], std: vec![1.0] } },
+                "one mean per",
+            ),
+            (Transform::ImageNetTrain { size: 32, jitter: -0.4, lighting: 0.1, norm: norm.clone() }, "jitter strength"),
+            (
+                Transform::ImageNetTrain { size: 32, jitter: 0.4, lighting: f32::NAN, norm: norm.clone() },
+                "lighting strength",
+            ),
+        ];
+        for (transform, expected) in bad {
+            let err = BatchLoader::new(data.clone(), transform.clone(), 8, 0).err().unwrap().to_string();
+            assert!(err.contains(expected), "{transform:?}: {err}");
+        }
+        let good = BatchLoader::new(data, Transform::SmallEval { size: 32, norm }, 8, 0).unwrap();
+        assert!(good.with_transform(Transform::SmallEval { size: 0, norm: Normalization::fashion_mnist() }).is_err());
+    }
+
+    // A subset of a subset maps through both; an index past the end is named, not a panic.
+    #[test]
+    fn subsets_compose_and_check_their_indices() {
+        let data = embedded_fashion_mnist(false).unwrap();
+        let labels = data.labels();
+        let tail = data.subset((990..1000).collect()).unwrap();
+        let picked = tail.subset(vec![9, 0]).unwrap();
+        assert_eq!(picked.labels(), [labels[999], labels[990]]);
+        let err = tail.subset(vec![3, 10]).unwrap_err().to_string();
+        assert!(err.contains("index 10 is past the end of the dataset (10 items)"), "{err}");
+        assert!(data.subset(vec![1000]).is_err());
     }
 }

@@ -64,6 +64,9 @@ pub enum DataError {
     /// A dataset with nothing in it.
     #[error("{0}")]
     Empty(String),
+    /// A transform that cannot be applied (zero size, a bad normalisation or strength).
+    #[error("invalid transform: {0}")]
+    Transform(String),
 }
 
 pub(crate) fn io_error(path: &std::path::Path, e: impl std::fmt::Display) -> DataError {
@@ -140,11 +143,20 @@ impl InMemoryDataset {
         Ok(Self { height, width, channels, classes, pixels: Arc::new(pixels), labels: Arc::new(labels), indices: None })
     }
 
-    /// A view of the items at `indices` (no copy).
-    pub fn subset(&self, indices: Vec<usize>) -> Self {
-        let base = self.indices.as_deref();
-        let mapped = indices.into_iter().map(|i| base.map_or(i, |b| b[i])).collect();
-        Self { indices: Some(Arc::new(mapped)), ..self.clone() }
+    /// A view of the items at `indices` (no copy), in that order.
+    ///
+    /// # Errors
+    /// [`DataError::Empty`] naming the first index past the end.
+    pub fn subset(&self, indices: Vec<usize>) -> Result<Self, DataError> {
+        let len = self.len();
+        if let Some(&index) = indices.iter().find(|&&index| index >= len) {
+            return Err(DataError::Empty(format!("subset index {index} is past the end of the dataset ({len} items)")));
+        }
+        let mapped = match self.indices.as_deref() {
+            Some(base) => indices.into_iter().map(|i| base[i]).collect(),
+            None => indices,
+        };
+        Ok(Self { indices: Some(Arc::new(mapped)), ..self.clone() })
     }
 
     /// Labels of all items, in order.

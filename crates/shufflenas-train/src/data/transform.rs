@@ -9,7 +9,7 @@
 
 use rand::Rng;
 
-use super::Image;
+use super::{DataError, Image};
 
 /// Per-channel mean and standard deviation of the inputs (on a 0–1 scale).
 #[derive(Debug, Clone, PartialEq)]
@@ -206,7 +206,56 @@ fn normal<R: Rng + ?Sized>(rng: &mut R) -> f32 {
     (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
 }
 
+impl Normalization {
+    /// Checks that there is one mean per standard deviation, at least one, all finite,
+    /// and every deviation positive.
+    ///
+    /// # Errors
+    /// [`DataError::Transform`] naming the values.
+    pub fn check(&self) -> Result<(), DataError> {
+        let (mean, std) = (&self.mean, &self.std);
+        if mean.is_empty() || mean.len() != std.len() {
+            return Err(DataError::Transform(format!(
+                "normalisation needs one mean per standard deviation, at least one; got means {mean:?} and \
+                 deviations {std:?}"
+            )));
+        }
+        if mean.iter().any(|m| !m.is_finite()) || std.iter().any(|s| !(s.is_finite() && *s > 0.0)) {
+            return Err(DataError::Transform(format!(
+                "normalisation needs finite means and positive finite deviations; got means {mean:?} and deviations \
+                 {std:?}"
+            )));
+        }
+        Ok(())
+    }
+}
+
 impl Transform {
+    /// Checks the settings: a positive size, a valid normalisation, and jitter and
+    /// lighting strengths in `[0, 1]` (jitter draws factors in `1 ± strength`).
+    ///
+    /// # Errors
+    /// [`DataError::Transform`] naming the setting.
+    pub fn check(&self) -> Result<(), DataError> {
+        let norm = match self {
+            Self::SmallTrain { norm, .. } | Self::SmallEval { norm, .. } | Self::ImageNetEval { norm, .. } => norm,
+            Self::ImageNetTrain { jitter, lighting, norm, .. } => {
+                for (name, strength) in [("jitter", jitter), ("lighting", lighting)] {
+                    if !(0.0..=1.0).contains(strength) {
+                        return Err(DataError::Transform(format!(
+                            "{name} strength must lie in [0, 1], got {strength}"
+                        )));
+                    }
+                }
+                norm
+            }
+        };
+        if self.size() == 0 {
+            return Err(DataError::Transform("the output size must be positive".into()));
+        }
+        norm.check()
+    }
+
     /// Output side.
     pub fn size(&self) -> usize {
         match self {
