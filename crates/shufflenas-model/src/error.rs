@@ -47,6 +47,9 @@ pub enum ArchError {
         /// Largest allowed id.
         max: usize,
     },
+    /// A block id that names no block (read without its position, e.g. from JSON).
+    #[error("block id {0} names no block: the ids are 0 (SNB-3), 1 (SNB-5), 2 (SNB-7) and 3 (SXB-3)")]
+    BlockId(u8),
     /// A channel id that exists but is outside the searchable subset (only checked when a
     /// sampler or search asks for it).
     #[error("channel gene {index} is {value}, outside the searchable ids {min}..={max}")]

@@ -60,13 +60,7 @@ impl BlockChoice {
 impl TryFrom<u8> for BlockChoice {
     type Error = ArchError;
     fn try_from(id: u8) -> Result<Self, ArchError> {
-        Self::ALL.get(usize::from(id)).copied().ok_or(ArchError::OutOfRange {
-            kind: GeneKind::Block,
-            index: 0,
-            value: i64::from(id),
-            min: 0,
-            max: 3,
-        })
+        Self::ALL.get(usize::from(id)).copied().ok_or(ArchError::BlockId(id))
     }
 }
 
@@ -251,7 +245,8 @@ fn parse_list(text: &str, kind: GeneKind, max: usize) -> Result<Vec<u8>, ArchErr
             let value: i64 =
                 token.parse().map_err(|_| ArchError::BadToken { kind, index, token: token.to_string() })?;
             if value < 0 || value > max as i64 {
-                let max = if kind == GeneKind::Channel { 9 } else { max };
+                // Channel ids are checked against a space's scale list later
+                // (`SearchSpace::validate`); here only against what an id can hold.
                 return Err(ArchError::OutOfRange { kind, index, value, min: 0, max });
             }
             Ok(value as u8)
@@ -315,7 +310,8 @@ mod tests {
         assert!(json.starts_with("{\"blocks\":[0,0,0,1,0,0,1,0,3,2"));
         assert_eq!(serde_json::from_str::<Architecture>(&json).unwrap(), arch);
         let bad = json.replacen("[0,", "[7,", 1);
-        assert!(serde_json::from_str::<Architecture>(&bad).is_err());
+        let err = serde_json::from_str::<Architecture>(&bad).unwrap_err().to_string();
+        assert!(err.contains("block id 7 names no block"), "{err}");
     }
 
     #[test]
@@ -323,6 +319,8 @@ mod tests {
         let err = "0,0,4;1,1,1".parse::<Architecture>().unwrap_err();
         assert_eq!(err, ArchError::OutOfRange { kind: GeneKind::Block, index: 2, value: 4, min: 0, max: 3 });
         assert_eq!(err.to_string(), "block gene 2 is 4, allowed range is 0..=3");
+        let err = "0,0,0;1,300,1".parse::<Architecture>().unwrap_err();
+        assert_eq!(err.to_string(), "channel gene 1 is 300, allowed range is 0..=255");
     }
 
     #[test]

@@ -422,7 +422,9 @@ impl Search<'_> {
         let mut new_candidates = Vec::new();
         let mut scored = Vec::with_capacity(members.len());
         for arch in members {
-            let evaluation = state.cache.get(arch).ok_or_else(|| SearchError::State("evaluation missing".into()))?;
+            let evaluation = state.cache.get(arch).ok_or_else(|| {
+                SearchError::State(format!("genome {arch} was evaluated but its result is not in the cache"))
+            })?;
             let cost = self.cost.cost(arch)?;
             let fitness = self.objective.fitness(&cost, &evaluation);
             if !known.contains(arch) && !new_candidates.iter().any(|c: &Candidate| &c.arch == arch) {

@@ -30,7 +30,7 @@ use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder, Recorder};
 use burn::tensor::backend::AutodiffBackend;
 use serde::{Deserialize, Serialize};
 use shufflenas_model::nn::{ConvBnAct, ShuffleNasNet, Supernet};
-use shufflenas_model::{NetworkPlan, SpaceError};
+use shufflenas_model::{NetworkPlan, SearchSpace, SpaceError};
 
 use crate::data::{BatchLoader, DataError};
 use crate::distill::{Distillation, Teacher, distillation_kl, soft_targets};
@@ -271,6 +271,12 @@ pub trait TrainNet<B: AutodiffBackend>: AutodiffModule<B> + Clone + Send + 'stat
 
     /// Channels of the images the network takes.
     fn input_channels(&self) -> usize;
+
+    /// The search space whose paths the network runs (a supernet); `None` for a fixed
+    /// network.
+    fn search_space(&self) -> Option<&SearchSpace> {
+        None
+    }
 }
 
 impl<B: AutodiffBackend> TrainNet<B> for Supernet<B> {
@@ -280,6 +286,10 @@ impl<B: AutodiffBackend> TrainNet<B> for Supernet<B> {
 
     fn input_channels(&self) -> usize {
         self.stem.in_channels()
+    }
+
+    fn search_space(&self) -> Option<&SearchSpace> {
+        Some(self.space())
     }
 }
 
@@ -831,6 +841,13 @@ impl Trainer<'_> {
         M: TrainNet<B>,
     {
         self.config.check()?;
+        if let (Some(sampler), Some(space)) = (self.sampler, model.search_space())
+            && sampler.space() != space
+        {
+            return Err(TrainError::Config(
+                "the path sampler's search space is not the supernet's: its paths would not fit the supernet".into(),
+            ));
+        }
         let distill = match (self.config.distill, teacher) {
             (Some(d), Some(teacher)) => Some((d, teacher)),
             (None, None) => None,

@@ -122,6 +122,15 @@ fn supernet_resume_is_bit_identical_to_a_straight_run() {
     assert_eq!(differing, 0);
     assert_eq!(history[1].train_loss, history2[1].train_loss);
 
+    // A sampler of another space would draw paths that do not fit the supernet.
+    let other_space = SearchSpace { stage_out_channels: vec![16, 32, 64, 256], ..space.clone() };
+    let schedule = ChannelSchedule::WarmUp { epochs: 2, lowest: 2, highest: 9 };
+    let other_sampler = PathSampler::new(other_space, schedule, Sampling::Uniform, 5).unwrap();
+    let err = Trainer { sampler: Some(&other_sampler), ..trainer(run_dir("other-space"), None) }
+        .fit(make(), &device, false, &mut |_| {})
+        .unwrap_err();
+    assert!(matches!(&err, TrainError::Config(m) if m.contains("not the supernet's")), "{err}");
+
     // A different model refuses to resume from this run.
     let other = Trainer { model_id: "another model".into(), ..trainer(dir.clone(), None) };
     let err = other.fit(make(), &device, true, &mut |_| {}).unwrap_err();
