@@ -111,9 +111,10 @@ pub fn path_pieces(space: &SearchSpace, paths: &[Architecture]) -> Result<Vec<Wa
 /// # Errors
 /// [`WarmUpError::Space`] for an invalid space.
 pub fn all_pieces(space: &SearchSpace) -> Result<Vec<WarmPiece>, WarmUpError> {
+    let slots = space.slots()?;
     let mut pieces = vec![WarmPiece::Stem];
     let scales = &space.candidate_scales[space.searchable_min_id..=space.searchable_max_id];
-    for slot in space.slots()? {
+    for slot in slots {
         for choice in BlockChoice::ALL {
             let mut mids: Vec<usize> = scales.iter().map(|&s| space.mid_channels(slot.out_channels, s)).collect();
             mids.dedup();
