@@ -474,9 +474,9 @@ where
         handles.into_iter().map(|h| h.join()).collect()
     });
     let mut first = None;
-    for result in results {
-        let result = result.map_err(|_| "a DDP peer thread panicked".to_string())?;
-        let result = result.map_err(|e| e.to_string())?;
+    for (result, peer) in results.into_iter().zip(&peers) {
+        let result = result.map_err(|_| format!("the thread of DDP peer rank {} panicked", peer.rank))?;
+        let result = result.map_err(|e| format!("DDP peer rank {}: {e}", peer.rank))?;
         first.get_or_insert(result);
     }
     first.ok_or_else(|| "no DDP peer ran".to_string())

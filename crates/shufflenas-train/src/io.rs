@@ -39,7 +39,8 @@ pub fn sync_folder(folder: &Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(folder)? {
         let entry = entry?;
         if entry.file_type()?.is_file() {
-            std::fs::File::open(entry.path())?.sync_all()?;
+            // Opened for writing (nothing is written): Windows flushes only such handles.
+            std::fs::OpenOptions::new().write(true).open(entry.path())?.sync_all()?;
         }
     }
     sync_directory(folder)
@@ -56,13 +57,18 @@ pub fn sync_parent(path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// `fsync` on a directory: where the platform cannot open one as a file (Windows), its
-/// entries are durable with the files, and there is nothing to do.
+/// `fsync` on a directory, where the platform and file system support it: Windows
+/// cannot open a directory as a file, and some file systems (network and FUSE mounts)
+/// refuse to flush one; their renames are as durable as they make them, and the write
+/// that already succeeded is not failed for it.
 fn sync_directory(dir: &Path) -> std::io::Result<()> {
-    match std::fs::File::open(dir) {
-        Ok(handle) => handle.sync_all(),
-        Err(_) if cfg!(windows) => Ok(()),
-        Err(e) => Err(e),
+    use std::io::ErrorKind::{InvalidInput, PermissionDenied, Unsupported};
+    if cfg!(windows) {
+        return Ok(());
+    }
+    match std::fs::File::open(dir).and_then(|handle| handle.sync_all()) {
+        Err(e) if matches!(e.kind(), InvalidInput | Unsupported | PermissionDenied) => Ok(()),
+        other => other,
     }
 }
 
@@ -81,7 +87,7 @@ mod tests {
         sync_folder(&dir).unwrap();
         let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, ["state.json"]);
-        // A folder that cannot be written to keeps the old file.
+        // A missing folder is an error, not a silent success.
         assert!(write_atomic(&dir.join("missing").join("x"), b"y").is_err());
         assert!(sync_folder(&dir.join("missing")).is_err());
         let _ = std::fs::remove_dir_all(&dir);

@@ -13,7 +13,8 @@ use crate::trainer::TrainError;
 /// everything seen (see `SlicedBatchNorm`), so the same images give the same result.
 ///
 /// # Errors
-/// [`TrainError::Data`] when a batch cannot be read.
+/// [`TrainError::Data`] when a batch cannot be read, [`TrainError::InputChannels`] for
+/// images the supernet does not take.
 pub fn recalibrate_supernet<B: Backend>(
     supernet: &Supernet<B>,
     path: &NetworkPlan,
@@ -28,6 +29,7 @@ pub fn recalibrate_supernet<B: Backend>(
             break;
         }
         let batch = batch?;
+        crate::trainer::check_channels(batch.shape, supernet.stem.in_channels())?;
         let (x, _) = batch.to_tensors::<B>(&device);
         let take = (images - seen).min(batch.labels.len());
         let x = if take < batch.labels.len() { x.slice([0..take]) } else { x };

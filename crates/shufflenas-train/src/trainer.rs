@@ -364,6 +364,16 @@ impl<B: Backend> Spread<'_, B> {
         }
     }
 
+    /// Processes that each train a shard of every batch (devices of one process split
+    /// a batch over at most as many shards as it has rows).
+    fn peers(&self) -> usize {
+        match self {
+            Self::Local(_) => 1,
+            #[cfg(feature = "ddp")]
+            Self::Peer(_, peer) => peer.world_size,
+        }
+    }
+
     /// Whether this process validates and writes checkpoints.
     fn is_main(&self) -> bool {
         match self {
@@ -450,7 +460,7 @@ pub fn correct_counts<B: Backend>(logits: Tensor<B, 2>, labels: &[i64]) -> (usiz
 ///
 /// # Errors
 /// [`TrainError::InputChannels`].
-fn check_channels(shape: [usize; 4], channels: usize) -> Result<(), TrainError> {
+pub(crate) fn check_channels(shape: [usize; 4], channels: usize) -> Result<(), TrainError> {
     match shape[1] == channels {
         true => Ok(()),
         false => Err(TrainError::InputChannels { got: shape[1], expected: channels }),
@@ -629,20 +639,7 @@ impl Trainer<'_> {
         M::InnerModule: ValidNet<B::InnerBackend>,
     {
         let device = spread.main_device()?;
-        // Every peer checks the same loader, so all stop here together, before any
-        // collective operation.
-        #[cfg(feature = "ddp")]
-        if let Spread::Peer(_, peer) = spread
-            && self.train.smallest_batch() < peer.world_size
-        {
-            return Err(TrainError::Config(format!(
-                "a batch of {} images cannot be split over {} peers (each needs at least one image): use a larger \
-                 batch, or drop the last incomplete batch",
-                self.train.smallest_batch(),
-                peer.world_size
-            )));
-        }
-        let start = self.start(model, teacher, device, spread.is_main(), resume);
+        let start = self.start(model, teacher, device, spread.peers(), spread.is_main(), resume);
         // DDP peers agree on their starts before the first collective operation, so that
         // one peer's error (a run directory that exists, a checkpoint missing or corrupt
         // on its node) stops them all instead of leaving the others waiting forever.
@@ -717,7 +714,8 @@ impl Trainer<'_> {
                         _ => None,
                     };
                     let logits = replica.train_logits(x, plan.as_ref())?;
-                    check_labels(&batch.labels[range.clone()], logits.dims()[1])?;
+                    // The whole batch, which every DDP peer sees: all stop at the same step.
+                    check_labels(&batch.labels, logits.dims()[1])?;
                     let hard = match (&mix, &partner) {
                         (Some(mix), Some(partner)) => {
                             let partner = partner[range.clone()].to_vec();
@@ -833,6 +831,7 @@ impl Trainer<'_> {
         model: M,
         teacher: Option<&'t dyn Teacher<B::InnerBackend>>,
         device: &B::Device,
+        peers: usize,
         main: bool,
         resume: bool,
     ) -> Result<Start<'t, B, M>, TrainError>
@@ -865,6 +864,13 @@ impl Trainer<'_> {
                 "the training split has {} images, fewer than one batch of {}: no step would run",
                 self.train.len(),
                 self.train.batch_size()
+            )));
+        }
+        if self.train.smallest_batch() < peers {
+            return Err(TrainError::Config(format!(
+                "a batch of {} images cannot be split over {peers} peers (each needs at least one image): use a \
+                 larger batch, or drop the last incomplete batch",
+                self.train.smallest_batch()
             )));
         }
         if main {
@@ -920,7 +926,8 @@ impl Trainer<'_> {
                     .map_err(|e| checkpoint_error(&optim_file, e))?;
             start.optim = start.optim.load_record(record);
             start.lr = start.lr.load_record::<B>(saved.lr_iteration);
-            start.state = saved;
+            // A run written before the data was recorded records it from now on.
+            start.state = RunState { data: Some(data), ..saved };
         }
         Ok(start)
     }

@@ -246,6 +246,7 @@ fn resuming_with_other_training_data_is_refused() {
 // an error naming both numbers before Burn panics.
 #[test]
 fn data_that_does_not_fit_the_network_is_an_error() {
+    let _guard = serial();
     let device = Default::default();
     let (train, valid) = loaders(16);
     let five_classes = SearchSpace::tiny(1, 5);
@@ -265,6 +266,11 @@ fn data_that_does_not_fit_the_network_is_an_error() {
         assert!(err.to_string().contains(expect), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
+    // So does the BN recalibration of a supernet path.
+    let supernet = SupernetConfig::new(SearchSpace::tiny(3, 10)).init::<Flex>(&device).unwrap();
+    let plan = supernet.space().decode(&Architecture::random_seeded(supernet.space(), 1)).unwrap();
+    let err = shufflenas_train::recalibrate::recalibrate_supernet(&supernet, &plan, &train, 16).unwrap_err();
+    assert!(matches!(err, TrainError::InputChannels { got: 1, expected: 3 }), "{err}");
 }
 
 #[test]
