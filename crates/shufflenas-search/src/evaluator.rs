@@ -203,7 +203,12 @@ impl<B: Backend> Evaluator for SupernetEvaluator<'_, B> {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(SearchError::Data("an evaluation thread panicked".into()))))
+                .enumerate()
+                .map(|(r, h)| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(SearchError::Data(format!("the evaluation thread of supernet replica {r} panicked")))
+                    })
+                })
                 .collect()
         });
         let mut out = vec![Evaluation { top1: 0.0, top5: 0.0 }; archs.len()];
