@@ -30,7 +30,7 @@ struct Args {
     /// Output directory (default: runs/search-<unix time>).
     #[arg(long)]
     out: Option<PathBuf>,
-    /// Supernet ranking check: train this many genomes from scratch (0: skip).
+    /// Supernet ranking check: train this many genomes (at least 2) from scratch (0: skip).
     #[arg(long, default_value_t = 0)]
     ranking: usize,
     /// Epochs of each ranking-check training.
@@ -53,6 +53,11 @@ fn main() -> ExitCode {
 }
 
 fn run(args: Args) -> Result<(), String> {
+    if args.ranking == 1 {
+        return Err(
+            "--ranking needs at least 2 genomes (a rank correlation of one genome is undefined); 0 skips it".into()
+        );
+    }
     let device = backend::device()?;
     let loaders = args.data.loaders(args.seed).map_err(|e| e.to_string())?;
     let space = loaders.search_space();

@@ -248,7 +248,7 @@ impl CostModel {
         let ranges = self.ranges(domain);
         let range_text = ranges
             .iter()
-            .map(|(name, lo, hi)| format!("{name} {} – {}", human(*lo), human(*hi)))
+            .map(|(name, lo, hi)| format!("{name} {} – {}", metric_text(name, *lo), metric_text(name, *hi)))
             .collect::<Vec<_>>()
             .join(", ");
         let caps = [
@@ -266,7 +266,7 @@ impl CostModel {
             if ranges.iter().any(|(n, lo, _)| *n == name && *lo > cap) {
                 return Err(SearchError::Impossible(format!(
                     "no genome has {name} ≤ {}; the search space allows {range_text}",
-                    human(cap)
+                    metric_text(name, cap)
                 )));
             }
         }
@@ -319,7 +319,16 @@ impl CostModel {
     }
 }
 
-/// `1.23M` / `0.068M`-style text for counts, plain for small values (scores, ms).
+/// A metric's value as text: counts (FLOPs, MACs, params) with [`human`], scores and
+/// milliseconds plain.
+fn metric_text(name: &str, value: f64) -> String {
+    match name {
+        "flops" | "macs" | "params" => human(value),
+        _ => format!("{value:.3}"),
+    }
+}
+
+/// `1.23M` / `0.068M`-style text for counts, plain below 1,000.
 pub fn human(value: f64) -> String {
     match value.abs() {
         v if v >= 1e6 => format!("{:.2}M", value / 1e6),

@@ -57,6 +57,29 @@ impl GenomeDomain {
         Ok(())
     }
 
+    /// Checks that the domain has `positions` positions in both lists, each with at
+    /// least one allowed value (sampling draws from every list).
+    ///
+    /// # Errors
+    /// [`SearchError::Domain`] naming the list and position.
+    pub fn check(&self, positions: usize) -> Result<(), SearchError> {
+        for (name, len) in [("block", self.blocks.len()), ("channel", self.channels.len())] {
+            if len != positions {
+                return Err(SearchError::Domain(format!(
+                    "the domain has {len} {name} positions, the space {positions}"
+                )));
+            }
+        }
+        let empty_block = self.blocks.iter().position(Vec::is_empty).map(|p| ("block", p));
+        let empty_channel = self.channels.iter().position(Vec::is_empty).map(|p| ("channel", p));
+        match empty_block.or(empty_channel) {
+            Some((name, position)) => {
+                Err(SearchError::Domain(format!("the domain allows no {name} choice at position {position}")))
+            }
+            None => Ok(()),
+        }
+    }
+
     /// Number of positions.
     pub fn len(&self) -> usize {
         self.blocks.len()
@@ -163,5 +186,19 @@ mod tests {
         assert_eq!(child.channels, fixed.channels);
         let short = Architecture::uniform(3, BlockChoice::Snb3, ChannelChoice(2));
         assert!(matches!(GenomeDomain::of(&space).with_fixed_blocks(&short), Err(SearchError::Domain(_))));
+    }
+
+    // Sampling would index an empty list: the check names it first.
+    #[test]
+    fn a_domain_with_an_empty_or_missing_list_is_refused() {
+        let domain = GenomeDomain::of(&SearchSpace::oneshot_plus());
+        assert!(domain.check(20).is_ok());
+        assert!(domain.check(19).unwrap_err().to_string().contains("20 block positions, the space 19"));
+        let mut short = domain.clone();
+        short.channels.pop();
+        assert!(short.check(20).unwrap_err().to_string().contains("19 channel positions"));
+        let mut empty = domain;
+        empty.channels[7].clear();
+        assert!(empty.check(20).unwrap_err().to_string().contains("no channel choice at position 7"));
     }
 }

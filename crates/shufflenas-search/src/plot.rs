@@ -48,9 +48,9 @@ fn write_svg(
 /// `best_per_generation.svg` (all results) into `dir`; returns their paths.
 ///
 /// # Errors
-/// [`SearchError::State`] when a plot cannot be drawn or written.
+/// [`SearchError::State`] when a plot cannot be drawn or written, or for no results.
 pub fn write_all(dir: &Path, results: &[&SearchResult]) -> Result<Vec<PathBuf>, SearchError> {
-    let main = results[0];
+    let main = results.first().ok_or_else(|| SearchError::State("no search results to plot".into()))?;
     let flops = dir.join("accuracy_vs_flops.svg");
     scatter(&flops, main, "MFLOPs (MicroNet)", |c| c.cost.flops / 1e6, &main.pareto_flops)?;
     let params = dir.join("accuracy_vs_params.svg");
@@ -115,12 +115,15 @@ fn scatter(
     })
 }
 
-/// Best fitness so far after each generation, one line per strategy.
+/// Best fitness so far against the distinct genomes evaluated (after each generation),
+/// one line per strategy: a GA generation evaluates fewer new genomes than a random
+/// one (children repeat earlier genomes), so budgets line up on this axis, not on the
+/// generation index.
 fn best_per_generation(path: &Path, results: &[&SearchResult]) -> Result<(), SearchError> {
     let series: Vec<(String, Vec<(f64, f64)>)> = results
         .iter()
         .map(|r| {
-            let points = r.generations.iter().map(|g| (g.generation as f64, g.best_fitness_so_far)).collect();
+            let points = r.generations.iter().map(|g| (g.total_evaluated as f64, g.best_fitness_so_far)).collect();
             (format!("{} ({} genomes)", r.strategy, r.candidates.len()), points)
         })
         .collect();
@@ -129,13 +132,18 @@ fn best_per_generation(path: &Path, results: &[&SearchResult]) -> Result<(), Sea
         all.fold((1.0f64, f64::INFINITY, f64::NEG_INFINITY), |(x, a, b), p| (x.max(p.0), a.min(p.1), b.max(p.1)));
     write_svg(path, |root| {
         let mut chart = ChartBuilder::on(root)
-            .caption("best fitness so far per generation, same evaluation budget", ("sans-serif", 18))
+            .caption("best fitness so far, same evaluation budget", ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(-0.2..x_hi + 0.2, padded(y_lo, y_hi))
+            .build_cartesian_2d(0.0..x_hi * 1.03, padded(y_lo, y_hi))
             .map_err(|e| plot_error(path, e))?;
-        chart.configure_mesh().x_desc("generation").y_desc("best fitness").draw().map_err(|e| plot_error(path, e))?;
+        chart
+            .configure_mesh()
+            .x_desc("distinct genomes evaluated")
+            .y_desc("best fitness")
+            .draw()
+            .map_err(|e| plot_error(path, e))?;
         let palette = [RGBColor(200, 40, 40), RGBColor(40, 80, 200), RGBColor(40, 150, 60), RGBColor(120, 60, 160)];
         for (i, (name, points)) in series.into_iter().enumerate() {
             let colour = palette[i % palette.len()];

@@ -33,13 +33,17 @@ pub struct Outputs {
 /// `results[0]` is the main search (the genetic one); the others are baselines.
 ///
 /// # Errors
-/// [`SearchError::State`] when a file cannot be written.
+/// [`SearchError::State`] when a file cannot be written, [`SearchError::Settings`] for
+/// no results.
 pub fn write_outputs(
     dir: &Path,
     space: &SearchSpace,
     results: &[&SearchResult],
     notes: &str,
 ) -> Result<Outputs, SearchError> {
+    if results.is_empty() {
+        return Err(SearchError::Settings("no search results to report".into()));
+    }
     std::fs::create_dir_all(dir).map_err(|e| SearchError::State(format!("{}: {e}", dir.display())))?;
     let mut outputs = Outputs::default();
     let mut fronts = serde_json::Map::new();

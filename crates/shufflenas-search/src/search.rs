@@ -71,6 +71,34 @@ pub struct GeneticConfig {
     pub max_attempts: usize,
 }
 
+impl GeneticConfig {
+    /// Checks the settings, naming the first that cannot be used.
+    ///
+    /// # Errors
+    /// [`SearchError::Settings`].
+    pub fn check(&self) -> Result<(), SearchError> {
+        let settings = |message: String| Err(SearchError::Settings(message));
+        if self.retain < 2 || self.population < self.retain {
+            return settings(format!(
+                "population {} must be at least the retained count {}, which must be at least 2",
+                self.population, self.retain
+            ));
+        }
+        if self.iterations == 0 {
+            return settings("the genetic search needs at least one iteration (generation)".into());
+        }
+        if self.top_k == 0 {
+            return settings("top_k must be at least 1".into());
+        }
+        for (name, p) in [("mutate", self.mutate), ("random_select", self.random_select)] {
+            if !(0.0..=1.0).contains(&p) {
+                return settings(format!("{name} is a probability and must lie in [0, 1], got {p}"));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Default for GeneticConfig {
     fn default() -> Self {
         Self {
@@ -226,13 +254,25 @@ impl Search<'_> {
     }
 
     fn fingerprint(&self, strategy: &str, settings: &impl Serialize, context: &str) -> String {
-        format!(
+        let mut text = format!(
             "{strategy}|{}|{}|{}|{}|{context}",
             json(settings),
             json(&self.domain),
             json(&self.constraints),
             json(&self.objective)
-        )
+        );
+        // A re-measured latency table changes costs and fitness: its searches do not
+        // resume on the old one's (searches without a table keep their fingerprint).
+        if let Some(table) = &self.cost.latency {
+            text.push_str("|latency ");
+            text.push_str(&json(table));
+        }
+        text
+    }
+
+    /// Whether `stop_after` ends the run before generation `next` (0-based).
+    fn stopped(&self, next: usize) -> bool {
+        self.stop_after.is_some_and(|stop| next >= stop)
     }
 
     fn is_feasible(&self, arch: &Architecture) -> bool {
@@ -258,13 +298,7 @@ impl Search<'_> {
     }
 
     fn check(&self) -> Result<(), SearchError> {
-        if self.domain.len() != self.cost.table.positions() {
-            return Err(SearchError::Domain(format!(
-                "the domain has {} positions, the space {}",
-                self.domain.len(),
-                self.cost.table.positions()
-            )));
-        }
+        self.domain.check(self.cost.table.positions())?;
         if let Objective::Balanced { ratio: weight } | Objective::LatencyAware { per_ms: weight } = self.objective
             && !weight.is_finite()
         {
@@ -291,13 +325,7 @@ impl Search<'_> {
         evaluator: &mut dyn Evaluator,
         observer: &mut dyn Observer,
     ) -> Result<SearchResult, SearchError> {
-        if config.retain < 2 || config.population < config.retain || config.iterations == 0 {
-            return Err(SearchError::Settings(format!(
-                "population {} must be at least the retained count {}, which must be at least 2, with at least one \
-                 iteration",
-                config.population, config.retain
-            )));
-        }
+        config.check()?;
         self.check()?;
         let fingerprint = self.fingerprint("genetic", config, evaluator.context());
         let mut state = match self.load_state("genetic", &fingerprint)? {
@@ -312,7 +340,7 @@ impl Search<'_> {
                 self.fresh_state(fingerprint, taken.into_iter().collect(), rng, evaluator)
             }
         };
-        while state.next_generation < config.iterations {
+        while state.next_generation < config.iterations && !self.stopped(state.next_generation) {
             let generation = state.next_generation;
             let population = std::mem::take(&mut state.population);
             let scored = self.run_generation(&mut state, generation, &population, evaluator, observer)?;
@@ -321,9 +349,6 @@ impl Search<'_> {
                 state.population = self.evolve(config, &scored, &mut state.rng)?;
             }
             self.save_state("genetic", &state)?;
-            if self.stop_after.is_some_and(|s| state.next_generation >= s) {
-                break;
-            }
         }
         Ok(self.result("genetic", state, config.iterations, config.top_k))
     }
@@ -339,8 +364,10 @@ impl Search<'_> {
         evaluator: &mut dyn Evaluator,
         observer: &mut dyn Observer,
     ) -> Result<SearchResult, SearchError> {
-        if config.budget == 0 || config.per_generation == 0 {
-            return Err(SearchError::Settings("random search needs a budget and a generation size above 0".into()));
+        if config.budget == 0 || config.per_generation == 0 || config.top_k == 0 {
+            return Err(SearchError::Settings(
+                "random search needs a budget, a generation size and a top_k above 0".into(),
+            ));
         }
         self.check()?;
         let generations = config.budget.div_ceil(config.per_generation);
@@ -349,7 +376,7 @@ impl Search<'_> {
             Some(state) => state,
             None => self.fresh_state(fingerprint, Vec::new(), ChaCha8Rng::seed_from_u64(config.seed), evaluator),
         };
-        while state.next_generation < generations {
+        while state.next_generation < generations && !self.stopped(state.next_generation) {
             let generation = state.next_generation;
             let mut taken: BTreeSet<Architecture> = state.candidates.iter().map(|c| c.arch.clone()).collect();
             let size = config.per_generation.min(config.budget - state.candidates.len());
@@ -362,9 +389,6 @@ impl Search<'_> {
             self.run_generation(&mut state, generation, &members, evaluator, observer)?;
             state.next_generation += 1;
             self.save_state("random", &state)?;
-            if self.stop_after.is_some_and(|s| state.next_generation >= s) {
-                break;
-            }
         }
         Ok(self.result("random", state, generations, config.top_k))
     }
@@ -412,7 +436,22 @@ impl Search<'_> {
         let mut done = 0;
         for part in fresh.chunks(chunk) {
             let results = evaluator.evaluate(part)?;
+            if results.len() != part.len() {
+                return Err(SearchError::Settings(format!(
+                    "the evaluator returned {} results for {} genomes",
+                    results.len(),
+                    part.len()
+                )));
+            }
             for (arch, evaluation) in part.iter().zip(results) {
+                // NaN ranks above everything and cannot be written to JSON: refused here,
+                // before it reaches the ranking or the state files.
+                if !(evaluation.top1.is_finite() && evaluation.top5.is_finite()) {
+                    return Err(SearchError::Settings(format!(
+                        "the evaluator gave genome {arch} a non-finite accuracy (top-1 {}, top-5 {})",
+                        evaluation.top1, evaluation.top5
+                    )));
+                }
                 state.cache.insert(arch, evaluation);
             }
             done += part.len();
@@ -559,4 +598,49 @@ impl Search<'_> {
 /// JSON text of a value, for fingerprints.
 fn json<T: Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string(value).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use micronet_score::Convention;
+    use shufflenas_model::{CostTable, SearchSpace};
+
+    use super::*;
+    use crate::latency::{LatencyStat, LatencyTable};
+
+    fn table(fixed_ms: f64) -> LatencyTable {
+        let stat = |mean_ms| Some(LatencyStat { mean_ms, std_ms: 0.0, count: 1 });
+        LatencyTable {
+            backend: "flex".into(),
+            device: "cpu".into(),
+            batch: 1,
+            input_size: 224,
+            space: None,
+            fixed: LatencyStat { mean_ms: fixed_ms, std_ms: 0.0, count: 1 },
+            blocks: vec![std::array::from_fn(|_| vec![stat(0.5); 10]); 20],
+        }
+    }
+
+    // A search resumed on a re-measured latency table would mix old and new costs.
+    #[test]
+    fn the_fingerprint_holds_the_latency_table() {
+        let space = SearchSpace::oneshot_plus();
+        let fingerprint = |latency: Option<LatencyTable>| {
+            let cost = CostModel { table: CostTable::new(&space, Convention::default()).unwrap(), latency };
+            let search = Search {
+                cost: &cost,
+                domain: GenomeDomain::of(&space),
+                constraints: Constraints::default(),
+                objective: Objective::Accuracy,
+                dir: None,
+                stop_after: None,
+            };
+            search.fingerprint("genetic", &GeneticConfig::default(), "context")
+        };
+        let without = fingerprint(None);
+        assert!(!without.contains("|latency "));
+        assert_eq!(fingerprint(Some(table(2.0))), fingerprint(Some(table(2.0))));
+        assert_ne!(fingerprint(Some(table(2.0))), fingerprint(Some(table(3.0))));
+        assert!(fingerprint(Some(table(2.0))).starts_with(&without));
+    }
 }

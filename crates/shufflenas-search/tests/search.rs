@@ -242,6 +242,68 @@ fn bad_settings_and_impossible_constraints_are_errors() {
     let err = s.genetic(&small_ga(0), &mut landscape, &mut NoObserver).unwrap_err();
     assert!(matches!(err, SearchError::Settings(_)) && err.to_string().contains("params cap"), "{err}");
     assert_eq!(landscape.calls, 0);
+
+    // Each GA setting is named; NaN would silently turn mutation off.
+    let s = search(&cost, &space, None);
+    for (config, expected) in [
+        (GeneticConfig { iterations: 0, ..small_ga(0) }, "at least one iteration"),
+        (GeneticConfig { top_k: 0, ..small_ga(0) }, "top_k"),
+        (GeneticConfig { mutate: f64::NAN, ..small_ga(0) }, "mutate is a probability"),
+        (GeneticConfig { random_select: 1.5, ..small_ga(0) }, "random_select is a probability"),
+    ] {
+        let err = s.genetic(&config, &mut landscape, &mut NoObserver).unwrap_err();
+        assert!(matches!(err, SearchError::Settings(_)) && err.to_string().contains(expected), "{err}");
+    }
+    assert_eq!(landscape.calls, 0);
+}
+
+/// An evaluator that breaks its contract: NaN accuracies, or one result short.
+struct Broken {
+    nan: bool,
+}
+
+impl Evaluator for Broken {
+    fn context(&self) -> &str {
+        "broken"
+    }
+
+    fn evaluate(&mut self, archs: &[Architecture]) -> Result<Vec<Evaluation>, SearchError> {
+        Ok(match self.nan {
+            true => archs.iter().map(|_| Evaluation { top1: f64::NAN, top5: 0.5 }).collect(),
+            false => archs.iter().skip(1).map(|_| Evaluation { top1: 0.5, top5: 0.5 }).collect(),
+        })
+    }
+}
+
+// A NaN accuracy would rank first and turn into null in the state file, which could not
+// be read back; a short result list would leave genomes unevaluated. Both are errors
+// naming what happened, and nothing is written.
+#[test]
+fn an_evaluator_breaking_its_contract_is_an_error() {
+    let space = SearchSpace::oneshot_plus();
+    let cost = cost_model(&space);
+    let dir = scratch("broken");
+    let s = search(&cost, &space, Some(dir.clone()));
+    let err = s.genetic(&small_ga(0), &mut Broken { nan: true }, &mut NoObserver).unwrap_err().to_string();
+    assert!(err.contains("non-finite accuracy (top-1 NaN"), "{err}");
+    let err = s.genetic(&small_ga(0), &mut Broken { nan: false }, &mut NoObserver).unwrap_err().to_string();
+    assert!(err.contains("the evaluator returned 0 results for 1 genomes"), "{err}");
+    assert!(!dir.join("genetic-state.json").exists());
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// stop_after counts generations in total: 0 runs none, and a resumed run that has
+// already reached it runs no more.
+#[test]
+fn stop_after_is_checked_before_each_generation() {
+    let space = SearchSpace::oneshot_plus();
+    let cost = cost_model(&space);
+    let mut landscape = Landscape { calls: 0 };
+    let mut s = search(&cost, &space, None);
+    s.stop_after = Some(0);
+    let result = s.genetic(&small_ga(0), &mut landscape, &mut NoObserver).unwrap();
+    assert!(result.generations.is_empty() && !result.complete);
+    assert_eq!(landscape.calls, 0);
 }
 
 #[test]
