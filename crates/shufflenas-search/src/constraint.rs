@@ -272,8 +272,7 @@ impl CostModel {
         }
         // Greedy joint candidate: per position, the choice with the smallest sum of
         // capped metrics relative to their caps.
-        let greedy = self.greedy(domain, constraints);
-        if self.cost(&greedy).is_ok_and(|c| constraints.allows(&c)) {
+        if self.cheapest_feasible(domain, constraints).is_some() {
             return Ok(());
         }
         let mut rng = ChaCha8Rng::seed_from_u64(0);
@@ -286,6 +285,14 @@ impl CostModel {
             "no genome found that meets all caps together ({tries} random genomes and the cheapest one tried); \
              the search space allows {range_text}"
         )))
+    }
+
+    /// The genome that minimises the sum of the capped metrics relative to their caps
+    /// (per position), when it meets every cap: a feasible start for sampling under
+    /// caps too tight for uniform draws.
+    pub fn cheapest_feasible(&self, domain: &GenomeDomain, constraints: &Constraints) -> Option<Architecture> {
+        let greedy = self.greedy(domain, constraints);
+        self.cost(&greedy).is_ok_and(|c| constraints.allows(&c)).then_some(greedy)
     }
 
     fn greedy(&self, domain: &GenomeDomain, constraints: &Constraints) -> Architecture {

@@ -109,6 +109,20 @@ impl GenomeDomain {
         Architecture { blocks, channels }
     }
 
+    /// `arch` with one gene redrawn: a uniformly chosen position, its block or its
+    /// channel (a fair coin), from the allowed set. A symmetric proposal: a walk that
+    /// keeps only feasible steps samples a feasible set uniformly in the limit.
+    pub fn redraw_one<R: Rng + ?Sized>(&self, arch: &Architecture, rng: &mut R) -> Architecture {
+        let mut next = arch.clone();
+        let i = rng.random_range(0..self.len());
+        if rng.random_bool(0.5) {
+            next.blocks[i] = self.blocks[i][rng.random_range(0..self.blocks[i].len())];
+        } else {
+            next.channels[i] = self.channels[i][rng.random_range(0..self.channels[i].len())];
+        }
+        next
+    }
+
     /// Uniform crossover (each gene from either parent), then per-gene mutation with
     /// probability `mutate` (a fresh uniform draw from the allowed set).
     pub fn breed<R: Rng + ?Sized>(

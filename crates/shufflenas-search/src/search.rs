@@ -244,6 +244,10 @@ pub struct Search<'a> {
 
 const FEASIBILITY_TRIES: usize = 20_000;
 
+/// Steps of the feasible walk before its genomes are used (every gene redrawn ~50
+/// times over for 20 positions).
+const WALK_BURN_IN: usize = 2_000;
+
 impl Search<'_> {
     fn cache_path(&self) -> Option<PathBuf> {
         self.dir.as_ref().map(|d| d.join("cache.json"))
@@ -279,7 +283,10 @@ impl Search<'_> {
         self.cost.cost(arch).is_ok_and(|c| self.constraints.allows(&c))
     }
 
-    /// A random genome of the domain that meets the constraints and is not in `taken`.
+    /// A random genome of the domain that meets the constraints and is not in `taken`:
+    /// uniform draws, and where caps are too tight for those to land (a feasible set
+    /// near the cheapest genome), a random walk from the cheapest feasible genome that
+    /// redraws one gene per step and keeps only feasible steps.
     fn sample_feasible(
         &self,
         rng: &mut ChaCha8Rng,
@@ -291,9 +298,20 @@ impl Search<'_> {
                 return Ok(arch);
             }
         }
+        if let Some(mut arch) = self.cost.cheapest_feasible(&self.domain, &self.constraints) {
+            for step in 0..FEASIBILITY_TRIES {
+                let next = self.domain.redraw_one(&arch, rng);
+                if self.is_feasible(&next) {
+                    arch = next;
+                }
+                if step >= WALK_BURN_IN && !taken.contains(&arch) {
+                    return Ok(arch);
+                }
+            }
+        }
         Err(SearchError::Impossible(format!(
-            "no new genome meeting the constraints in {FEASIBILITY_TRIES} random draws (the feasible set is too small \
-             for this population or budget)"
+            "no new genome meeting the constraints in {FEASIBILITY_TRIES} random draws and {FEASIBILITY_TRIES} steps \
+             of a walk from the cheapest genome: the caps leave fewer genomes than this population or budget needs"
         )))
     }
 

@@ -257,6 +257,26 @@ fn bad_settings_and_impossible_constraints_are_errors() {
     assert_eq!(landscape.calls, 0);
 }
 
+// Caps within 10% of the cheapest genome (301.86 MFLOPs): uniform draws almost never
+// land there (about a quarter of the choices per position fit), so the search walks
+// from the cheapest genome instead of giving up, and every genome meets the caps.
+#[test]
+fn caps_near_the_cheapest_genome_still_give_a_population() {
+    let space = SearchSpace::oneshot_plus();
+    let cost = cost_model(&space);
+    let mut s = search(&cost, &space, None);
+    s.constraints = Constraints { max_flops: Some(330e6), max_params: Some(3.3e6), ..Constraints::default() };
+    let config = GeneticConfig { population: 20, retain: 5, iterations: 2, ..small_ga(4) };
+    let result = s.genetic(&config, &mut Landscape { calls: 0 }, &mut NoObserver).unwrap();
+    assert!(result.candidates.len() > 20, "{}", result.candidates.len());
+    assert!(result.candidates.iter().all(|c| c.cost.flops <= 330e6 && c.cost.params <= 3.3e6));
+    let distinct: std::collections::BTreeSet<_> = result.candidates.iter().map(|c| c.arch.to_string()).collect();
+    assert_eq!(distinct.len(), result.candidates.len());
+    let random = RandomConfig { budget: 30, per_generation: 10, top_k: 3, seed: 1 };
+    let baseline = s.random(&random, &mut Landscape { calls: 0 }, &mut NoObserver).unwrap();
+    assert_eq!(baseline.candidates.len(), 30);
+}
+
 /// An evaluator that breaks its contract: NaN accuracies, or one result short.
 struct Broken {
     nan: bool,
