@@ -55,8 +55,12 @@ impl EvalCache {
             return Ok(Self::new(context));
         }
         let text = std::fs::read_to_string(path).map_err(|e| SearchError::State(format!("{}: {e}", path.display())))?;
-        let cache: Self = serde_json::from_str(&text)
-            .map_err(|e| SearchError::State(format!("{}: corrupt cache: {e}", path.display())))?;
+        let cache: Self = serde_json::from_str(&text).map_err(|e| {
+            SearchError::State(format!(
+                "{}: corrupt cache: {e} (delete it to search without the cached evaluations)",
+                path.display()
+            ))
+        })?;
         Ok(if cache.context == context { cache } else { Self::new(context) })
     }
 

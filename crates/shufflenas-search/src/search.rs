@@ -355,7 +355,7 @@ impl Search<'_> {
                     let arch = self.sample_feasible(&mut rng, &taken)?;
                     taken.insert(arch);
                 }
-                self.fresh_state(fingerprint, taken.into_iter().collect(), rng, evaluator)
+                self.fresh_state(fingerprint, taken.into_iter().collect(), rng, evaluator)?
             }
         };
         while state.next_generation < config.iterations && !self.stopped(state.next_generation) {
@@ -392,7 +392,7 @@ impl Search<'_> {
         let fingerprint = self.fingerprint("random", config, evaluator.context());
         let mut state = match self.load_state("random", &fingerprint)? {
             Some(state) => state,
-            None => self.fresh_state(fingerprint, Vec::new(), ChaCha8Rng::seed_from_u64(config.seed), evaluator),
+            None => self.fresh_state(fingerprint, Vec::new(), ChaCha8Rng::seed_from_u64(config.seed), evaluator)?,
         };
         while state.next_generation < generations && !self.stopped(state.next_generation) {
             let generation = state.next_generation;
@@ -417,19 +417,23 @@ impl Search<'_> {
         population: Vec<Architecture>,
         rng: ChaCha8Rng,
         evaluator: &dyn Evaluator,
-    ) -> SearchState {
+    ) -> Result<SearchState, SearchError> {
         // Evaluations of earlier searches in the same directory with the same context
-        // (weights, data sample) are reused.
-        let shared = self.cache_path().and_then(|p| EvalCache::load_or_new(&p, evaluator.context()).ok());
-        SearchState {
+        // (weights, data sample) are reused. A corrupt cache file stops the search here,
+        // before anything is evaluated (each generation's save would fail on it).
+        let cache = match self.cache_path() {
+            Some(path) => EvalCache::load_or_new(&path, evaluator.context())?,
+            None => EvalCache::new(evaluator.context()),
+        };
+        Ok(SearchState {
             fingerprint,
             next_generation: 0,
             population,
             rng,
-            cache: shared.unwrap_or_else(|| EvalCache::new(evaluator.context())),
+            cache,
             candidates: Vec::new(),
             generations: Vec::new(),
-        }
+        })
     }
 
     /// Evaluates `members` (cached ones cost nothing), records new candidates and the

@@ -312,6 +312,23 @@ fn an_evaluator_breaking_its_contract_is_an_error() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+// A corrupt cache.json stops the search before the first evaluation, naming the file
+// (before, it was skipped at the start and every generation's save then failed on it).
+#[test]
+fn a_corrupt_cache_file_stops_the_search_before_any_evaluation() {
+    let space = SearchSpace::oneshot_plus();
+    let cost = cost_model(&space);
+    let dir = scratch("corrupt-cache");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("cache.json"), "{ not json").unwrap();
+    let mut landscape = Landscape { calls: 0 };
+    let err = search(&cost, &space, Some(dir.clone())).genetic(&small_ga(0), &mut landscape, &mut NoObserver);
+    let text = err.unwrap_err().to_string();
+    assert!(text.contains("cache.json: corrupt cache") && text.contains("delete it"), "{text}");
+    assert_eq!(landscape.calls, 0);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 // stop_after counts generations in total: 0 runs none, and a resumed run that has
 // already reached it runs no more.
 #[test]
