@@ -56,6 +56,11 @@ struct Args {
     /// Where to write the float32 logits.
     #[arg(long, requires = "forward_input")]
     forward_output: Option<PathBuf>,
+    /// Convert even when tensors of the file are left over (by default a refusal: the
+    /// flags describe another network than the one saved, e.g. `--no-se` on an SE
+    /// checkpoint).
+    #[arg(long)]
+    allow_unused: bool,
 }
 
 fn main() -> ExitCode {
@@ -77,6 +82,15 @@ fn run(args: Args) -> Result<(), String> {
         ShuffleNasNetConfig::new(space.clone(), arch.clone()).init::<Inference>(&device).map_err(|e| e.to_string())?;
     let net = load_gluon(&template, &params).map_err(|e| e.to_string())?;
     let unused = params.len() - count_used(&net);
+    if unused > 0 && !args.allow_unused {
+        return Err(format!(
+            "{} of the {} tensors of {} fit no layer of the network these flags describe (--no-se on an SE \
+             checkpoint, say): check --arch, --no-se and --head, or pass --allow-unused to convert anyway",
+            unused,
+            params.len(),
+            args.params.display()
+        ));
+    }
     let tmp = shufflenas::io::temp_path(&args.out);
     let mut store = SafetensorsStore::from_file(&tmp).metadata("architecture", arch.to_string());
     let written = net

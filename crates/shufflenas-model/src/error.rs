@@ -134,6 +134,10 @@ pub enum SpaceError {
     /// A zero-sized setting.
     #[error("{0} must be positive")]
     Zero(&'static str),
+    /// A setting beyond what the networks and their counts are built for (channel ids
+    /// are one byte; sizes far past any real network).
+    #[error("{0}")]
+    TooLarge(String),
     /// A dropout probability outside `[0, 1)` (1 would zero the classifier's input).
     #[error("dropout must lie in [0, 1), got {0}")]
     BadDropout(f64),

@@ -33,7 +33,9 @@ impl Layout {
 pub enum MidChannelRule {
     /// `int(out / 2 · scale)`, as upstream's fixed networks and search (the default).
     Truncate,
-    /// `make_divisible(out / 2 · scale, divisor)`, as upstream's supernet masks.
+    /// `make_divisible(out / 2 · scale, divisor)` with MobileNet/timm's rounding (the
+    /// nearest multiple; see [`make_divisible`]), for hardware-friendly widths. Not the
+    /// original code's rule, which truncates.
     MakeDivisible(usize),
 }
 
@@ -227,6 +229,7 @@ impl SearchSpace {
         if !(0.0..1.0).contains(&self.dropout) {
             return Err(SpaceError::BadDropout(self.dropout));
         }
+        self.check_sizes()?;
         let total_stride = self.total_stride();
         if !self.input_size.is_multiple_of(total_stride) {
             return Err(SpaceError::InputSizeNotDivisible {
@@ -237,6 +240,36 @@ impl SearchSpace {
             });
         }
         Ok(())
+    }
+
+    /// Bounds that keep channel ids in a byte and sizes within what the networks and
+    /// their u64 operation counts are built for.
+    fn check_sizes(&self) -> Result<(), SpaceError> {
+        let too_large = |message: String| Err(SpaceError::TooLarge(message));
+        if self.candidate_scales.len() > MAX_SCALES {
+            return too_large(format!(
+                "{} candidate scales, at most {MAX_SCALES} (channel ids are one byte)",
+                self.candidate_scales.len()
+            ));
+        }
+        if self.stage_repeats.len() > MAX_STAGES {
+            return too_large(format!("{} stages, at most {MAX_STAGES}", self.stage_repeats.len()));
+        }
+        if self.input_size > MAX_INPUT_SIZE {
+            return too_large(format!("input size {} px, at most {MAX_INPUT_SIZE}", self.input_size));
+        }
+        let largest_scale = self.candidate_scales.iter().copied().fold(0.0, f64::max);
+        let widest = self.stage_out_channels.iter().map(|&c| self.mid_channels(c, largest_scale)).max().unwrap_or(0);
+        let channels = [
+            ("first_conv_channels", self.first_conv_channels),
+            ("last_conv_channels", self.last_conv_channels),
+            ("a stage's output channels", self.stage_out_channels.iter().copied().max().unwrap_or(0)),
+            ("the widest block's mid channels", widest),
+        ];
+        match channels.into_iter().find(|(_, c)| *c > MAX_CHANNELS) {
+            Some((name, c)) => too_large(format!("{name} {c}, at most {MAX_CHANNELS}")),
+            None => Ok(()),
+        }
     }
 
     /// Checks a genome against the space: gene counts and channel ids within the
@@ -393,6 +426,15 @@ impl SearchSpace {
         NetworkPlan { stem, blocks, head }
     }
 }
+
+/// Most candidate scales: a channel id is one byte.
+const MAX_SCALES: usize = 256;
+/// Most stages (the total stride is `stem_stride · 2^stages`).
+const MAX_STAGES: usize = 16;
+/// Largest input side in pixels.
+const MAX_INPUT_SIZE: usize = 8192;
+/// Most channels of any layer.
+const MAX_CHANNELS: usize = 1 << 16;
 
 /// `make_divisible` of MobileNet/timm: round to the nearest multiple of `divisor`, at
 /// least `divisor`, and never more than 10% below `value`.
@@ -587,6 +629,14 @@ mod tests {
         assert!(matches!(bad_ids.check(), Err(SpaceError::BadScales(_))));
         let mismatch = SearchSpace { stage_repeats: vec![4, 4, 8], ..SearchSpace::oneshot_plus() };
         assert!(matches!(mismatch.check(), Err(SpaceError::StageMismatch { .. })));
+        for (bad, expected) in [
+            (SearchSpace { input_size: 1 << 20, ..SearchSpace::oneshot_plus() }, "input size 1048576 px"),
+            (SearchSpace { candidate_scales: vec![1.0; 300], ..SearchSpace::oneshot_plus() }, "300 candidate scales"),
+            (SearchSpace { candidate_scales: vec![1e30; 10], ..SearchSpace::oneshot_plus() }, "widest block's mid"),
+        ] {
+            let err = bad.check().unwrap_err();
+            assert!(matches!(err, SpaceError::TooLarge(_)) && err.to_string().contains(expected), "{err}");
+        }
         for dropout in [1.0, -0.1, f64::NAN] {
             let bad = SearchSpace { dropout, ..SearchSpace::oneshot_plus() };
             assert!(matches!(bad.check(), Err(SpaceError::BadDropout(_))), "{dropout}");

@@ -90,7 +90,9 @@ impl<B: Backend> Supernet<B> {
     }
 
     /// Runs a decoded path. With `use_all_blocks`, each position averages the outputs
-    /// of its four blocks (each at the plan's mid width), as upstream's option.
+    /// of its four blocks (each at the plan's mid width). Upstream's option of that name
+    /// sums them, which multiplies the activations' scale by up to 4 per position; the
+    /// mean keeps one block's scale (docs/seed-fidelity.md).
     pub fn forward_plan(&self, x: Tensor<B, 4>, plan: &NetworkPlan, use_all_blocks: bool) -> Tensor<B, 2> {
         let mut x = self.stem.forward(x, self.stem.max_out());
         for (position, block) in self.positions.iter().zip(&plan.blocks) {
