@@ -39,8 +39,10 @@ impl Spatial {
         self.height * self.width
     }
 
-    /// Output size of a "same"-padded window op with this stride: `ceil(in / stride)`.
+    /// Output size of a "same"-padded window op with this stride: `ceil(in / stride)`
+    /// (stride 0 is read as 1: no op moves by zero pixels).
     pub const fn strided(self, stride: u64) -> Self {
+        let stride = if stride == 0 { 1 } else { stride };
         Self { height: self.height.div_ceil(stride), width: self.width.div_ceil(stride) }
     }
 }
@@ -276,7 +278,7 @@ impl Op {
             }
             OpKind::GlobalAvgPool { input, channels } => RawCounts {
                 mults: channels,
-                adds: (input.area() - 1) * channels,
+                adds: input.area().saturating_sub(1) * channels,
                 macs: input.area() * channels,
                 ..RawCounts::default()
             },
@@ -351,6 +353,14 @@ mod tests {
         assert_eq!(c.params(), 1_025_000.0);
         assert_eq!(c.mults.total(), 1_024_000);
         assert_eq!(c.adds.total(), 1_024_000);
+    }
+
+    // Degenerate shapes give counts, not panics: a pool over an empty map, stride 0.
+    #[test]
+    fn degenerate_shapes_do_not_panic() {
+        let pool = counts(OpKind::GlobalAvgPool { input: Spatial::square(0), channels: 8 });
+        assert_eq!(pool.adds.total(), 0);
+        assert_eq!(Spatial::square(7).strided(0), Spatial::square(7));
     }
 
     // A layer without inputs (a zero-width slice) has no products to sum.

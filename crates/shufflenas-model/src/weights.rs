@@ -58,6 +58,16 @@ pub enum WeightsError {
         /// What is wrong, with the tensor name or index where known.
         reason: String,
     },
+    /// A tensor whose values do not fill its shape.
+    #[error("tensor '{name}' holds {values} values, its shape needs {needed}")]
+    ValueCount {
+        /// The tensor.
+        name: String,
+        /// Values it holds.
+        values: usize,
+        /// Values its shape needs.
+        needed: usize,
+    },
     /// A tensor the network needs is missing.
     #[error("tensor '{0}' is missing from the weights")]
     Missing(String),
@@ -81,6 +91,12 @@ fn take<'a>(map: &'a TensorMap, name: &str, expected: &[usize]) -> Result<&'a Ra
             expected: expected.to_vec(),
             found: t.shape.clone(),
         });
+    }
+    // A hand-built tensor may hold another number of values than its shape says
+    // (Burn's TensorData would panic on it).
+    let needed = expected.iter().product::<usize>();
+    if t.values.len() != needed {
+        return Err(WeightsError::ValueCount { name: name.to_string(), values: t.values.len(), needed });
     }
     Ok(t)
 }
@@ -360,6 +376,9 @@ pub fn parse_mxnet_params(bytes: &[u8], path: &str) -> Result<TensorMap, Weights
         // `save_parameters` writes structural names; older `collect_params().save`
         // prefixes "arg:"/"aux:".
         let name = name.strip_prefix("arg:").or_else(|| name.strip_prefix("aux:")).unwrap_or(&name).to_string();
+        if map.contains_key(&name) {
+            return Err(r.corrupt(format!("array {i}: the name '{name}' appears twice")));
+        }
         map.insert(name, array);
     }
     Ok(map)
@@ -394,6 +413,9 @@ pub fn read_safetensors(path: impl AsRef<Path>, prefix: &str) -> Result<TensorMa
         }
         let values = view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         let key = name.strip_prefix(prefix).unwrap_or(&name).to_string();
+        if map.contains_key(&key) {
+            return Err(corrupt(format!("two tensors are named '{key}' once '{prefix}' is removed")));
+        }
         map.insert(key, RawTensor { shape: view.shape().to_vec(), values });
     }
     Ok(map)
@@ -450,5 +472,26 @@ mod tests {
         map.remove("features.5.main_branch.1.running_var");
         let err = load_gluon(&net, &map).unwrap_err();
         assert_eq!(err.to_string(), "tensor 'features.5.main_branch.1.running_var' is missing from the weights");
+    }
+
+    // A hand-built tensor short of values, and two arrays that are one name once the
+    // "arg:"/"aux:" prefix is removed: errors naming them, not a panic or a silent pick.
+    #[test]
+    fn short_tensors_and_duplicate_names_are_errors() {
+        let device = Default::default();
+        let space = SearchSpace::tiny(3, 10);
+        let net = ShuffleNasNetConfig::new(space.clone(), Architecture::random_seeded(&space, 1))
+            .init::<Flex>(&device)
+            .unwrap();
+        let mut map = export_gluon(&net);
+        map.get_mut("features.0.weight").unwrap().values.pop();
+        let err = load_gluon(&net, &map).unwrap_err();
+        assert!(matches!(err, WeightsError::ValueCount { ref name, .. } if name == "features.0.weight"), "{err}");
+
+        let mut map = export_gluon(&net);
+        let stem = map["features.0.weight"].clone();
+        map.insert("arg:features.0.weight".into(), stem);
+        let err = parse_mxnet_params(&encode_mxnet_params(&map), "twice.params").unwrap_err().to_string();
+        assert!(err.contains("'features.0.weight' appears twice"), "{err}");
     }
 }
