@@ -93,6 +93,11 @@ impl<B: Backend> Supernet<B> {
     /// of its four blocks (each at the plan's mid width). Upstream's option of that name
     /// sums them, which multiplies the activations' scale by up to 4 per position; the
     /// mean keeps one block's scale (docs/seed-fidelity.md).
+    ///
+    /// # Panics
+    /// When `plan` is not decoded from this supernet's space (`self.space().decode`):
+    /// its widths would not fit the weights. [`Supernet::forward`] decodes the genome
+    /// itself and returns an error instead.
     pub fn forward_plan(&self, x: Tensor<B, 4>, plan: &NetworkPlan, use_all_blocks: bool) -> Tensor<B, 2> {
         let mut x = self.stem.forward(x, self.stem.max_out());
         for (position, block) in self.positions.iter().zip(&plan.blocks) {
