@@ -8,7 +8,7 @@
 //!       --flops-max 60 --population 20 --retain 5 --iterations 5 --out runs/search
 //!
 //! Add `--ranking 5 --ranking-epochs 2` for the supernet ranking check (Kendall tau
-//! between supernet and standalone accuracy). Rerun the same command to resume.
+//! between supernet and standalone accuracy). Rerun the same command with `--out DIR` to resume.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

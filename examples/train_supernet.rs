@@ -41,8 +41,9 @@ struct Args {
     /// Only train paths with params at most this (millions).
     #[arg(long)]
     params_max: Option<f64>,
-    /// Spread paths uniformly over this many FLOPs bins (megvii SPOS style).
-    #[arg(long)]
+    /// Spread paths uniformly over this many FLOPs bins of the whole range (megvii SPOS
+    /// style); not combined with --flops-max / --params-max.
+    #[arg(long, conflicts_with_all = ["flops_max", "params_max"])]
     flops_bins: Option<usize>,
     /// Data.
     #[command(flatten)]

@@ -67,12 +67,20 @@ pub fn architecture_for(space: &SearchSpace, spec: &str) -> Result<Architecture,
     Ok(arch)
 }
 
-/// `out`, or `runs/<name><unix seconds>` when no output directory was given (`name`
-/// is a prefix such as `"search-"`, or empty).
+/// `out`, or `runs/<name><unix seconds>-<process id>` when no output directory was
+/// given (`name` is a prefix such as `"search-"`, or empty): a new directory per run,
+/// so two runs started in the same second do not share one. Only a run given `--out`
+/// can be resumed by rerunning it; the default says so on stderr.
 pub fn run_dir_or_default(out: Option<&std::path::Path>, name: &str) -> std::path::PathBuf {
     out.map(std::path::Path::to_path_buf).unwrap_or_else(|| {
         let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        std::path::PathBuf::from("runs").join(format!("{name}{secs}"))
+        let dir = std::path::PathBuf::from("runs").join(format!("{name}{secs}-{}", std::process::id()));
+        eprintln!(
+            "output in {} (no --out given: pass --out {} to resume this run by rerunning it)",
+            dir.display(),
+            dir.display()
+        );
+        dir
     })
 }
 

@@ -62,7 +62,7 @@ pub struct DataArgs {
     /// Skip (and count) corrupt images of folder data instead of failing.
     #[arg(long)]
     pub skip_corrupt: bool,
-    /// Hold out the last N training images (IDX, CIFAR, embedded data) as the
+    /// Hold out N training images (IDX, CIFAR, embedded data; a fixed-seed draw) as the
     /// architecture-search validation split, so that the test split stays unseen
     /// until the final model is measured (0: search on the validation split).
     #[arg(long, default_value_t = 0)]
@@ -109,6 +109,24 @@ fn limit(set: InMemoryDataset, n: usize) -> Result<InMemoryDataset, DataError> {
     if n == 0 || n >= set.len() { Ok(set) } else { set.subset((0..n).collect()) }
 }
 
+/// Seed of the held-out split: fixed, so that the supernet (trained without it) and the
+/// search (validating on it) hold out the same images whatever their run seeds.
+const HOLDOUT_SEED: u64 = 0x4f1d_0e7d;
+
+/// Splits `train` into (kept, held out) with `held` images drawn by a fixed-seed
+/// shuffle, each part in dataset order: the last images of a class-ordered file (the
+/// embedded subset is) would hold out a few classes only.
+fn split_holdout(train: &InMemoryDataset, held: usize) -> Result<(InMemoryDataset, InMemoryDataset), DataError> {
+    use rand::SeedableRng;
+    use rand::seq::SliceRandom;
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    order.shuffle(&mut rand_chacha::ChaCha8Rng::seed_from_u64(HOLDOUT_SEED));
+    let (mut out, mut kept) = (order[..held].to_vec(), order[held..].to_vec());
+    out.sort_unstable();
+    kept.sort_unstable();
+    Ok((train.subset(kept)?, train.subset(out)?))
+}
+
 impl DataArgs {
     /// Opens the dataset and builds the loaders.
     ///
@@ -133,15 +151,17 @@ impl DataArgs {
             }
             let train = limit(train, self.train_limit)?;
             if self.holdout >= train.len() {
+                let limited = match self.train_limit {
+                    0 => String::new(),
+                    n => format!(" after --train-limit {n}"),
+                };
                 return Err(DataError::Empty(format!(
-                    "--holdout {} leaves no training images (the training split has {})",
+                    "--holdout {} leaves no training images (the training split has {}{limited})",
                     self.holdout,
                     train.len()
                 )));
             }
-            let kept = train.len() - self.holdout;
-            let held = train.subset((kept..train.len()).collect())?;
-            let train = train.subset((0..kept).collect())?;
+            let (train, held) = split_holdout(&train, self.holdout)?;
             let valid = limit(valid, self.val_limit)?;
             let t = Transform::SmallTrain { size: 32, padding: 4, norm: norm.clone() };
             let v = Transform::SmallEval { size: 32, norm };
@@ -165,6 +185,13 @@ impl DataArgs {
         };
         match self.format {
             DataFormat::Embedded => {
+                if let Some(d) = &self.data {
+                    return Err(DataError::Empty(format!(
+                        "--data {} is not read with --format embedded (the default): add --format idx, cifar10, \
+                         cifar100 or folder",
+                        d.display()
+                    )));
+                }
                 small(embedded_fashion_mnist(true)?, embedded_fashion_mnist(false)?, Normalization::fashion_mnist())
             }
             DataFormat::Idx => {
@@ -185,10 +212,27 @@ impl DataArgs {
                         "--holdout is for IDX, CIFAR and embedded data; give folder data its own val/ split".into(),
                     ));
                 }
+                if self.train_limit > 0 || self.val_limit > 0 {
+                    return Err(DataError::Empty(
+                        "--train-limit and --val-limit are for IDX, CIFAR and embedded data; folder data uses every \
+                         image of train/ and val/"
+                            .into(),
+                    ));
+                }
                 let d = dir()?;
                 let options = ImageFolderOptions { skip_corrupt: self.skip_corrupt };
                 let train = ImageFolder::open(&d.join("train"), options)?;
                 let valid = ImageFolder::open(&d.join("val"), options)?;
+                for (split, folder) in [("train", &train), ("val", &valid)] {
+                    if let Some(first) = folder.skipped().first() {
+                        eprintln!(
+                            "--skip-corrupt: skipped {} unreadable images of {}/{split} (first: {})",
+                            folder.skipped().len(),
+                            d.display(),
+                            first.display()
+                        );
+                    }
+                }
                 train.check_same_classes(&valid, &d.join("val"))?;
                 let classes = train.num_classes();
                 let norm = Normalization::imagenet();
@@ -209,5 +253,53 @@ impl DataArgs {
                 })
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // The embedded subset is in class-ordered runs: its last 500 images held 89 of class
+    // 0 and 3 of class 1. The shuffled draw holds out every class, disjoint from the
+    // kept images, and the same images every time.
+    #[test]
+    fn the_holdout_is_drawn_from_every_class_and_is_fixed() {
+        let train = embedded_fashion_mnist(true).unwrap();
+        let (kept, held) = split_holdout(&train, 500).unwrap();
+        assert_eq!((kept.len(), held.len()), (train.len() - 500, 500));
+        let mut per_class = [0usize; 10];
+        for label in held.labels() {
+            per_class[label] += 1;
+        }
+        assert!(per_class.iter().all(|&n| (25..=75).contains(&n)), "{per_class:?}");
+        let (_, again) = split_holdout(&train, 500).unwrap();
+        assert_eq!(again.labels(), held.labels());
+        let mut all: Vec<usize> = kept.labels().into_iter().chain(held.labels()).collect();
+        let mut original = train.labels();
+        all.sort_unstable();
+        original.sort_unstable();
+        assert_eq!(all, original);
+    }
+
+    #[test]
+    fn data_flags_the_format_does_not_read_are_errors() {
+        let args = |format, data: Option<&str>, train_limit| DataArgs {
+            format,
+            space: SpaceArg::Tiny,
+            data: data.map(PathBuf::from),
+            batch: 16,
+            train_limit,
+            val_limit: 0,
+            image_size: 224,
+            skip_corrupt: false,
+            holdout: 0,
+        };
+        let err = args(DataFormat::Embedded, Some("/usr/share/datasets/fashion-mnist"), 0).loaders(0).err().unwrap();
+        assert!(err.to_string().contains("is not read with --format embedded"), "{err}");
+        let err = args(DataFormat::Folder, Some("/nonexistent"), 100).loaders(0).err().unwrap();
+        assert!(err.to_string().contains("--train-limit and --val-limit are for"), "{err}");
+        let err = DataArgs { holdout: 400, ..args(DataFormat::Embedded, None, 400) }.loaders(0).err().unwrap();
+        assert!(err.to_string().contains("after --train-limit 400"), "{err}");
     }
 }
