@@ -60,6 +60,12 @@ fn run(args: Args) -> Result<(), String> {
     }
     let device = backend::device()?;
     let loaders = args.data.loaders(args.seed).map_err(|e| e.to_string())?;
+    if args.data.holdout == 0 {
+        eprintln!(
+            "note: no --holdout: the search validates on the test split, which then no longer measures the winner \
+             unseen (give the supernet's --holdout to search on its held-out training images)"
+        );
+    }
     let space = loaders.search_space();
     let supernet = load_supernet::<Inference>(&args.supernet, &space, &device).map_err(|e| e.to_string())?;
     let dir = shufflenas::cli::run_dir_or_default(args.out.as_deref(), "search-");

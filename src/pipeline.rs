@@ -210,12 +210,15 @@ pub fn run_pipeline(args: PipelineArgs) -> Result<(), String> {
     let test = subnet_history.last().and_then(|m| m.val_top1.zip(m.val_top5));
     let mut md = String::new();
     let _ = writeln!(md, "# ShuffleNAS pipeline run\n");
+    let search_split = match args.data.holdout {
+        0 => format!("the search validated on the {} test images (no --holdout)", loaders.search_valid.len()),
+        n => format!("{n} search-validation images held out of training"),
+    };
     let _ = writeln!(
         md,
-        "Data: {} training, {} search-validation (held out of training), {} test images; space `{:?}` \
-         ({:?} channels per stage), backend {}, seed {}.\n",
+        "Data: {} training images, {search_split}, {} test images; space `{:?}` ({:?} channels per stage), backend \
+         {}, seed {}.\n",
         loaders.train.len(),
-        loaders.search_valid.len(),
         loaders.valid.len(),
         loaders.space,
         space.stage_out_channels,
