@@ -101,6 +101,8 @@ pub fn run_pipeline(args: PipelineArgs) -> Result<(), String> {
     let device = backend::device()?;
     let loaders = args.data.loaders(args.seed).map_err(|e| e.to_string())?;
     let space = loaders.search_space();
+    // Search flags fail now, not after the supernet has trained.
+    args.search.check(&space)?;
     let dir = crate::cli::run_dir_or_default(args.out.as_deref(), "");
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     println!(

@@ -167,6 +167,44 @@ impl SearchArgs {
         Ok(domain)
     }
 
+    /// The analytic cost of `space`, with the `--latency-table` checked against it.
+    fn cost_model(&self, space: &SearchSpace) -> Result<CostModel, String> {
+        let table = shufflenas_model::CostTable::new(space, micronet_score::Convention::default())
+            .map_err(|e| e.to_string())?;
+        let latency = self.latency_table.as_deref().map(LatencyTable::load).transpose().map_err(|e| e.to_string())?;
+        if let Some(table) = &latency {
+            table.check_space(space).map_err(|e| e.to_string())?;
+        }
+        Ok(CostModel { table, latency })
+    }
+
+    fn search<'a>(&self, cost: &'a CostModel, space: &SearchSpace, dir: &Path) -> Result<Search<'a>, String> {
+        Ok(Search {
+            cost,
+            domain: self.domain(space)?,
+            constraints: self.constraints(),
+            objective: self.objective(),
+            dir: Some(dir.to_path_buf()),
+            stop_after: None,
+        })
+    }
+
+    /// Checks every search setting against `space` without a supernet: the GA settings,
+    /// the recalibration count, the latency table, the domain, the objective and the
+    /// caps' feasibility. The pipeline calls it before training the supernet, so that
+    /// a bad flag fails at once instead of after stage 1.
+    ///
+    /// # Errors
+    /// A message naming the setting.
+    pub fn check(&self, space: &SearchSpace) -> Result<(), String> {
+        self.genetic().check().map_err(|e| e.to_string())?;
+        if self.recal_images == 0 {
+            return Err("--recal-images must be at least 1: BN recalibration needs training images".into());
+        }
+        let cost = self.cost_model(space)?;
+        self.search(&cost, space, Path::new("."))?.check().map_err(|e| e.to_string())
+    }
+
     /// The genetic-algorithm settings.
     pub fn genetic(&self) -> GeneticConfig {
         GeneticConfig {
@@ -263,21 +301,8 @@ pub fn run_search(
     notes: &str,
 ) -> Result<SearchRun, String> {
     let space = supernet.space().clone();
-    let table =
-        shufflenas_model::CostTable::new(&space, micronet_score::Convention::default()).map_err(|e| e.to_string())?;
-    let latency = args.latency_table.as_deref().map(LatencyTable::load).transpose().map_err(|e| e.to_string())?;
-    if let Some(table) = &latency {
-        table.check_space(&space).map_err(|e| e.to_string())?;
-    }
-    let cost = CostModel { table, latency };
-    let search = Search {
-        cost: &cost,
-        domain: args.domain(&space)?,
-        constraints: args.constraints(),
-        objective: args.objective(),
-        dir: Some(dir.to_path_buf()),
-        stop_after: None,
-    };
+    let cost = args.cost_model(&space)?;
+    let search = args.search(&cost, &space, dir)?;
     let devices: Vec<Device> = std::iter::repeat_n(device, args.replicas.max(1)).cloned().collect();
     let mut evaluator =
         SupernetEvaluator::new(supernet, &devices, &loaders.recalibration, args.recal_images, &loaders.search_valid)
@@ -380,4 +405,40 @@ pub fn ranking_check(
     let text = serde_json::to_string_pretty(&json).map_err(|e| e.to_string())?;
     crate::io::write_atomic(&dir.join("ranking.json"), text.as_bytes()).map_err(|e| e.to_string())?;
     Ok((rows, tau))
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Flags {
+        #[command(flatten)]
+        search: SearchArgs,
+    }
+
+    fn check(flags: &[&str]) -> Result<(), String> {
+        let args = Flags::try_parse_from(std::iter::once("search").chain(flags.iter().copied())).unwrap();
+        args.search.check(&SearchSpace::tiny(1, 10))
+    }
+
+    // What would fail after the supernet has trained fails here, naming the flag.
+    #[test]
+    fn search_flags_are_checked_without_a_supernet() {
+        assert!(check(&[]).is_ok());
+        for (flags, expected) in [
+            (&["--retain", "1"][..], "retained count"),
+            (&["--mutate", "NaN"], "mutate is a probability"),
+            (&["--recal-images", "0"], "--recal-images"),
+            (&["--flops-max", "0.001"], "no genome has flops"),
+            (&["--latency-max", "5"], "latency cap needs a latency table"),
+            (&["--latency-table", "/nonexistent/latency.json"], "cannot read /nonexistent/latency.json"),
+            (&["--objective", "balanced", "--objective-ratio", "inf"], "objective's weight"),
+        ] {
+            let err = check(flags).unwrap_err();
+            assert!(err.contains(expected), "{flags:?}: {err}");
+        }
+    }
 }

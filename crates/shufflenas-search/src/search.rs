@@ -315,7 +315,14 @@ impl Search<'_> {
         )))
     }
 
-    fn check(&self) -> Result<(), SearchError> {
+    /// Checks what both strategies share: the domain fits the space, the objective's
+    /// weight is finite (and a latency objective has its table), every cap is a number
+    /// and some genome meets them all. [`Search::genetic`] and [`Search::random`] call
+    /// it first; call it yourself to fail before training a supernet.
+    ///
+    /// # Errors
+    /// [`SearchError::Domain`], [`SearchError::Settings`] or [`SearchError::Impossible`].
+    pub fn check(&self) -> Result<(), SearchError> {
         self.domain.check(self.cost.table.positions())?;
         if let Objective::Balanced { ratio: weight } | Objective::LatencyAware { per_ms: weight } = self.objective
             && !weight.is_finite()
