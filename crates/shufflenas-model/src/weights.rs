@@ -461,13 +461,17 @@ mod tests {
         }
     }
 
+    /// A tiny-space network of a fixed genome.
+    fn tiny_net() -> ShuffleNasNet<Flex> {
+        let space = SearchSpace::tiny(3, 10);
+        ShuffleNasNetConfig::new(space.clone(), Architecture::random_seeded(&space, 1))
+            .init::<Flex>(&Default::default())
+            .unwrap()
+    }
+
     #[test]
     fn a_missing_tensor_is_named() {
-        let device = Default::default();
-        let space = SearchSpace::tiny(3, 10);
-        let net = ShuffleNasNetConfig::new(space.clone(), Architecture::random_seeded(&space, 1))
-            .init::<Flex>(&device)
-            .unwrap();
+        let net = tiny_net();
         let mut map = export_gluon(&net);
         map.remove("features.5.main_branch.1.running_var");
         let err = load_gluon(&net, &map).unwrap_err();
@@ -478,11 +482,7 @@ mod tests {
     // "arg:"/"aux:" prefix is removed: errors naming them, not a panic or a silent pick.
     #[test]
     fn short_tensors_and_duplicate_names_are_errors() {
-        let device = Default::default();
-        let space = SearchSpace::tiny(3, 10);
-        let net = ShuffleNasNetConfig::new(space.clone(), Architecture::random_seeded(&space, 1))
-            .init::<Flex>(&device)
-            .unwrap();
+        let net = tiny_net();
         let mut map = export_gluon(&net);
         map.get_mut("features.0.weight").unwrap().values.pop();
         let err = load_gluon(&net, &map).unwrap_err();
