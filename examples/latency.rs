@@ -35,7 +35,8 @@ struct Args {
     /// Timed iterations (after 3 warm-up iterations).
     #[arg(long, default_value_t = 30)]
     iters: usize,
-    /// Fold BN into the convs before timing inference.
+    /// Fold BN into the convs before timing inference of a fixed network (ignored, and
+    /// reported false, with --train-step or --supernet).
     #[arg(long)]
     fuse_bn: bool,
     /// Float precision: f32, or f16/bf16 on the GPU backends.
@@ -126,7 +127,8 @@ fn run(args: Args) -> Result<(), String> {
         "classes": w.classes,
         "train_step": w.train_step,
         "supernet": w.supernet,
-        "fuse_bn": args.fuse_bn,
+        // Folding applies to a fixed network's inference only.
+        "fuse_bn": args.fuse_bn && !w.train_step && !w.supernet,
         "precision": args.precision.name(),
         "arch": if w.supernet { "supernet".to_string() } else { arch.to_string() },
     });
