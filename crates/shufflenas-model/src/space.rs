@@ -258,7 +258,7 @@ impl SearchSpace {
         if self.input_size > MAX_INPUT_SIZE {
             return too_large(format!("input size {} px, at most {MAX_INPUT_SIZE}", self.input_size));
         }
-        let largest_scale = self.candidate_scales.iter().copied().fold(0.0, f64::max);
+        let largest_scale = self.candidate_scales[self.max_channel_id()];
         let widest = self.stage_out_channels.iter().map(|&c| self.mid_channels(c, largest_scale)).max().unwrap_or(0);
         let channels = [
             ("first_conv_channels", self.first_conv_channels),

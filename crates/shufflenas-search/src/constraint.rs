@@ -116,19 +116,23 @@ impl Constraints {
     /// # Errors
     /// [`SearchError::Settings`] naming the cap.
     pub fn check(&self) -> Result<(), SearchError> {
-        let caps = [
-            ("flops", self.max_flops),
-            ("macs", self.max_macs),
-            ("params", self.max_params),
-            ("score", self.max_score),
-            ("latency", self.max_latency_ms),
-        ];
-        match caps.into_iter().find(|(_, cap)| cap.is_some_and(|cap| cap.is_nan() || cap < 0.0)) {
+        match self.caps().into_iter().find(|(_, cap)| cap.is_some_and(|cap| cap.is_nan() || cap < 0.0)) {
             Some((name, Some(cap))) => {
                 Err(SearchError::Settings(format!("the {name} cap must be a non-negative number, got {cap}")))
             }
             _ => Ok(()),
         }
+    }
+
+    /// The caps on one metric each, by the names of [`CostModel::ranges`].
+    fn caps(&self) -> [(&'static str, Option<f64>); 5] {
+        [
+            ("flops", self.max_flops),
+            ("macs", self.max_macs),
+            ("params", self.max_params),
+            ("score", self.max_score),
+            ("latency_ms", self.max_latency_ms),
+        ]
     }
 
     /// Whether `cost` satisfies every cap.
@@ -251,17 +255,10 @@ impl CostModel {
             .map(|(name, lo, hi)| format!("{name} {} – {}", metric_text(name, *lo), metric_text(name, *hi)))
             .collect::<Vec<_>>()
             .join(", ");
-        let caps = [
-            ("flops", constraints.max_flops),
-            ("macs", constraints.max_macs),
-            ("params", constraints.max_params),
-            ("score", constraints.max_score),
-            ("latency_ms", constraints.max_latency_ms),
-        ];
         if constraints.max_latency_ms.is_some() && self.latency.is_none() {
             return Err(SearchError::Impossible("a latency cap needs a latency table".into()));
         }
-        for (name, cap) in caps {
+        for (name, cap) in constraints.caps() {
             let Some(cap) = cap else { continue };
             if ranges.iter().any(|(n, lo, _)| *n == name && *lo > cap) {
                 return Err(SearchError::Impossible(format!(

@@ -58,13 +58,9 @@ pub(crate) fn latest_checkpoint(dir: &Path) -> Result<PathBuf, TrainError> {
 pub fn load_checked<B: Backend, M: Module<B>>(fresh: M, path: &Path, device: &B::Device) -> Result<M, TrainError> {
     let file = model_file(path)?;
     let expected = tensor_shapes(&fresh);
-    let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
-    // Burn asserts (panics) when a stored tensor's rank differs from its parameter's
-    // (a corrupt or foreign file), and when a record's lists of layers have other
-    // lengths than the module's: both become errors.
-    let record = quietly_catch_panic(|| Recorder::<B>::load(&recorder, file.with_extension(""), device))
-        .map_err(|_| error(&file, "corrupt, or not a record of this module (reading it panicked in Burn)"))?
-        .map_err(|e| error(&file, e))?;
+    let record = read_record::<B, M::Record>(&file, device)?;
+    // Burn also asserts when a record's lists of layers have other lengths than the
+    // module's: an error too.
     let loaded = quietly_catch_panic(|| fresh.load_record(record))
         .map_err(|_| error(&file, "does not match: its lists of layers have other lengths than the module's"))?;
     let got = tensor_shapes(&loaded);
@@ -85,12 +81,29 @@ pub fn load_checked<B: Backend, M: Module<B>>(fresh: M, path: &Path, device: &B:
     Ok(loaded)
 }
 
+/// Reads the full-precision MessagePack record `file` (a `.mpk` path) written by
+/// Burn's `NamedMpkFileRecorder`: a module's or an optimizer's.
+///
+/// # Errors
+/// [`TrainError::Checkpoint`] naming the file when it is missing or corrupt. Burn
+/// asserts (panics) when a stored tensor's rank differs from the record's (a corrupt or
+/// foreign file): an error too.
+pub(crate) fn read_record<B: Backend, R: burn::record::Record<B>>(
+    file: &Path,
+    device: &B::Device,
+) -> Result<R, TrainError> {
+    let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+    quietly_catch_panic(|| Recorder::<B>::load(&recorder, file.with_extension(""), device))
+        .map_err(|()| error(file, "corrupt, or not a record of this module (reading it panicked in Burn)"))?
+        .map_err(|e| error(file, e))
+}
+
 /// Runs `f`, turning a panic into an error without printing it.
 ///
 /// Only this thread's panic message is silenced: a panic hook installed once per process
 /// asks a thread-local flag, and hands every other panic to the hook that was there
 /// before, so panics on other threads meanwhile still print.
-pub(crate) fn quietly_catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, ()> {
+fn quietly_catch_panic<T>(f: impl FnOnce() -> T) -> Result<T, ()> {
     use std::cell::Cell;
     use std::sync::Once;
     thread_local! {

@@ -917,13 +917,7 @@ impl Trainer<'_> {
                 });
             }
             start.model = crate::checkpoint::load_checked(start.model, &dir.join("model.mpk"), device)?;
-            let optim_file = dir.join("optim.mpk");
-            let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
-            // Burn panics on a record whose tensors have other ranks (a corrupt file).
-            let record =
-                crate::checkpoint::quietly_catch_panic(|| Recorder::<B>::load(&recorder, dir.join("optim"), device))
-                    .map_err(|()| checkpoint_error(&optim_file, "corrupt (reading it panicked in Burn)"))?
-                    .map_err(|e| checkpoint_error(&optim_file, e))?;
+            let record = crate::checkpoint::read_record::<B, _>(&dir.join("optim.mpk"), device)?;
             start.optim = start.optim.load_record(record);
             start.lr = start.lr.load_record::<B>(saved.lr_iteration);
             // A run written before the data was recorded records it from now on.
