@@ -349,6 +349,16 @@ pub struct RankingRow {
     pub standalone_top1: f64,
 }
 
+/// The folder of one ranking-check training inside the run directory: named by a
+/// digest of the genome, so a rerun that picks other genomes (a resumed search with
+/// more candidates) resumes the trainings it shares and starts the others afresh,
+/// instead of finding another genome's checkpoint at the same position.
+fn ranking_dir_name(arch: &Architecture) -> String {
+    let digest =
+        shufflenas_search::evaluator::fnv1a(arch.to_string().into_bytes(), shufflenas_search::evaluator::FNV_OFFSET);
+    format!("ranking-{digest:016x}")
+}
+
 /// Supernet ranking diagnostic: `k` genomes spread over the search's accuracy range,
 /// each trained from scratch for `epochs` epochs; returns the rows and Kendall tau.
 /// Written to `dir/ranking.json`.
@@ -381,7 +391,7 @@ pub fn ranking_check(
             train: &loaders.train,
             valid: Some(&loaders.search_valid),
             sampler: None,
-            dir: dir.join(format!("ranking-{n}")),
+            dir: dir.join(ranking_dir_name(arch)),
             model_id: format!("ranking|{arch}"),
             stop_after: None,
             on_step: None,
@@ -440,5 +450,15 @@ mod tests {
             let err = check(flags).unwrap_err();
             assert!(err.contains(expected), "{flags:?}: {err}");
         }
+    }
+
+    // A ranking training's folder follows its genome, not its position in the picks.
+    #[test]
+    fn ranking_folders_are_named_by_genome() {
+        let a = Architecture::oneshot_s_plus();
+        let b = Architecture::oneshot();
+        assert_eq!(ranking_dir_name(&a), ranking_dir_name(&a.clone()));
+        assert_ne!(ranking_dir_name(&a), ranking_dir_name(&b));
+        assert!(ranking_dir_name(&a).starts_with("ranking-"));
     }
 }

@@ -31,6 +31,9 @@ pub struct Outputs {
 /// - the SVG plots of [`plot::write_all`].
 ///
 /// `results[0]` is the main search (the genetic one); the others are baselines.
+/// Genome and evaluation files that an earlier call wrote into `dir` and this one does
+/// not (a baseline since switched off, a rank beyond a smaller top-k) are removed, so the
+/// folder never mixes two runs' outputs. State files and the cache are left alone.
 ///
 /// # Errors
 /// [`SearchError::State`] when a file cannot be written, [`SearchError::Settings`] for
@@ -47,15 +50,19 @@ pub fn write_outputs(
     std::fs::create_dir_all(dir).map_err(|e| SearchError::State(format!("{}: {e}", dir.display())))?;
     let mut outputs = Outputs::default();
     let mut fronts = serde_json::Map::new();
+    let mut written = Vec::new();
     for (i, result) in results.iter().enumerate() {
-        crate::write_json(&dir.join(format!("{}-evaluations.json", result.strategy)), &result.candidates)?;
+        let evaluations = format!("{}-evaluations.json", result.strategy);
+        crate::write_json(&dir.join(&evaluations), &result.candidates)?;
+        written.push(evaluations);
         for (rank, &index) in result.top_k.iter().enumerate() {
             let name = if i == 0 {
                 format!("best-{}.json", rank + 1)
             } else {
                 format!("{}-best-{}.json", result.strategy, rank + 1)
             };
-            let path = dir.join(name);
+            let path = dir.join(&name);
+            written.push(name);
             crate::write_json(&path, &result.candidates[index].arch)?;
             if i == 0 {
                 outputs.best.push(path);
@@ -67,12 +74,44 @@ pub fn write_outputs(
             serde_json::json!({ "flops": pick(&result.pareto_flops), "params": pick(&result.pareto_params) }),
         );
     }
+    remove_stale_outputs(dir, &written)?;
     crate::write_json(&dir.join("pareto.json"), &fronts)?;
     outputs.plots = plot::write_all(dir, results)?;
     let report = markdown(space, results, &outputs.plots, notes)?;
     outputs.report = dir.join("report.md");
     crate::write_text(&outputs.report, &report)?;
     Ok(outputs)
+}
+
+/// Whether `name` is one of the per-genome or per-strategy files [`write_outputs`]
+/// writes: `best-<n>.json`, `<strategy>-best-<n>.json` or `<strategy>-evaluations.json`.
+fn is_search_output(name: &str) -> bool {
+    let Some(stem) = name.strip_suffix(".json") else { return false };
+    let ranked = |rest: &str| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit());
+    if let Some(rank) = stem.strip_prefix("best-") {
+        return ranked(rank);
+    }
+    match stem.split_once('-') {
+        Some((strategy, rest)) if !strategy.is_empty() => {
+            rest == "evaluations" || rest.strip_prefix("best-").is_some_and(ranked)
+        }
+        _ => false,
+    }
+}
+
+/// Removes the search outputs in `dir` that are not in `written`.
+fn remove_stale_outputs(dir: &Path, written: &[String]) -> Result<(), SearchError> {
+    let state = |e: std::io::Error| SearchError::State(format!("{}: {e}", dir.display()));
+    for entry in std::fs::read_dir(dir).map_err(state)? {
+        let entry = entry.map_err(state)?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if is_search_output(name) && !written.iter().any(|w| w == name) && entry.path().is_file() {
+            std::fs::remove_file(entry.path())
+                .map_err(|e| SearchError::State(format!("{}: {e}", entry.path().display())))?;
+        }
+    }
+    Ok(())
 }
 
 fn markdown(
@@ -176,4 +215,27 @@ fn markdown(
         }
     }
     Ok(md)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_search_output;
+
+    #[test]
+    fn only_genome_and_evaluation_files_count_as_search_outputs() {
+        for name in ["best-1.json", "best-12.json", "random-best-3.json", "genetic-evaluations.json"] {
+            assert!(is_search_output(name), "{name}");
+        }
+        for name in [
+            "random-state.json",
+            "cache.json",
+            "pareto.json",
+            "best-.json",
+            "best-x.json",
+            "-evaluations.json",
+            "best-1.svg",
+        ] {
+            assert!(!is_search_output(name), "{name}");
+        }
+    }
 }

@@ -368,5 +368,16 @@ fn reports_and_plots_are_written() {
         assert!(svg.starts_with("<svg") && svg.contains("<circle") && svg.contains("<text"), "{}", plot.display());
     }
     assert!(dir.join("genetic-evaluations.json").is_file() && dir.join("pareto.json").is_file());
+    assert!(dir.join("random-best-3.json").is_file());
+
+    // A rerun without the baseline and with a smaller top-k leaves none of the first
+    // run's extra files behind; other files of the folder stay.
+    std::fs::write(dir.join("random-state.json"), "{}").unwrap();
+    let mut ga_top1 = ga.clone();
+    ga_top1.top_k.truncate(1);
+    shufflenas_search::report::write_outputs(&dir, &space, &[&ga_top1], "rerun").unwrap();
+    assert!(dir.join("best-1.json").is_file() && !dir.join("best-2.json").exists());
+    assert!(!dir.join("random-evaluations.json").exists() && !dir.join("random-best-1.json").exists());
+    assert!(dir.join("random-state.json").is_file() && dir.join("genetic-evaluations.json").is_file());
     let _ = std::fs::remove_dir_all(&dir);
 }
