@@ -24,6 +24,7 @@ use shufflenas::cli::architecture_for;
 use shufflenas::data_args::DataArgs;
 use shufflenas::model::Layout;
 use shufflenas::model::nn::{ShuffleNasNet, ShuffleNasNetConfig};
+use shufflenas::search::evaluator::weights_digest;
 use shufflenas::search::load_supernet;
 use shufflenas::train::trainer::{EpochMetrics, StepInfo, Trainer, holds_run};
 use shufflenas::train_args::{DistillArgs, StepProgress, TrainArgs, epoch_line, load_subnet, record_epoch_csv};
@@ -99,17 +100,19 @@ fn run(args: Args) -> Result<(), String> {
         }
         None => None,
     };
+    // The fingerprint names the teacher and the starting supernet by their weights,
+    // not their paths: resuming with another one (or none) is refused, and resuming after
+    // moving the files is not.
     let mut model_id = format!("{}|{}", serde_json::to_string(&space).unwrap_or_default(), arch);
-    if let Some((_, teacher_arch, path)) = &teacher {
-        // Resuming must use the same teacher, however its path is written.
-        let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-        model_id.push_str(&format!("|teacher {teacher_arch} from {}", path.display()));
+    if let Some((net, teacher_arch, _)) = &teacher {
+        let digest = weights_digest(net).map_err(|e| format!("--teacher: {e}"))?;
+        model_id.push_str(&format!("|teacher {teacher_arch} weights {digest:016x}"));
     }
     if let Some(path) = &args.init_from_supernet {
-        // Part of the fingerprint: resuming with another starting point (or none) is
-        // refused.
-        let path = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
-        model_id.push_str(&format!("|init from supernet {}", path.display()));
+        let digest = load_supernet::<Inference>(path, &space, &device)
+            .and_then(|supernet| weights_digest(&supernet))
+            .map_err(|e| format!("--init-from-supernet: {e}"))?;
+        model_id.push_str(&format!("|init from supernet weights {digest:016x}"));
     }
     let progress = StepProgress::new();
     let show_step = |s: &StepInfo| progress.update(s);

@@ -80,11 +80,12 @@ pub fn data_digest(data: &BatchLoader, images: usize) -> Result<(u64, usize), Se
     Ok((hash, seen))
 }
 
-/// Digest of a supernet's weights and running statistics.
-pub fn weights_digest<B: Backend>(supernet: &Supernet<B>) -> Result<u64, SearchError> {
-    materialize(supernet);
+/// Digest of a module's weights and running statistics (a supernet's, a fixed
+/// network's): the same for the same checkpoint wherever its file lies.
+pub fn weights_digest<B: Backend, M: Module<B>>(module: &M) -> Result<u64, SearchError> {
+    materialize(module);
     let bytes = BinBytesRecorder::<FullPrecisionSettings>::new()
-        .record(supernet.clone().into_record(), ())
+        .record(module.clone().into_record(), ())
         .map_err(|e| SearchError::Checkpoint(e.to_string()))?;
     Ok(fnv1a(bytes, FNV_OFFSET))
 }
