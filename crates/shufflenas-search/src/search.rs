@@ -257,10 +257,19 @@ impl Search<'_> {
         self.dir.as_ref().map(|d| d.join(format!("{strategy}-state.json")))
     }
 
-    fn fingerprint(&self, strategy: &str, settings: &impl Serialize, context: &str) -> String {
+    /// What a state file must match to be resumed: the strategy, the settings that
+    /// steer its trajectory (not `lengths`, the fields that only say how far it runs or
+    /// how much it reports), the domain, the caps, the objective and the evaluator.
+    fn fingerprint(&self, strategy: &str, settings: &impl Serialize, lengths: &[&str], context: &str) -> String {
+        let mut settings = serde_json::to_value(settings).unwrap_or_default();
+        if let Some(fields) = settings.as_object_mut() {
+            for field in lengths {
+                fields.remove(*field);
+            }
+        }
         let mut text = format!(
             "{strategy}|{}|{}|{}|{}|{context}",
-            json(settings),
+            json(&settings),
             json(&self.domain),
             json(&self.constraints),
             json(&self.objective)
@@ -340,6 +349,10 @@ impl Search<'_> {
 
     /// Runs (or resumes) the genetic algorithm.
     ///
+    /// A state file of the same search resumes even with other `iterations` or `top_k`:
+    /// more iterations continue it, fewer report its first `iterations` generations,
+    /// in both cases exactly what a fresh run of that length gives.
+    ///
     /// # Errors
     /// [`SearchError::Settings`] for a population smaller than the retained count or
     /// fewer than two parents, [`SearchError::Impossible`] for constraints no genome
@@ -352,7 +365,7 @@ impl Search<'_> {
     ) -> Result<SearchResult, SearchError> {
         config.check()?;
         self.check()?;
-        let fingerprint = self.fingerprint("genetic", config, evaluator.context());
+        let fingerprint = self.fingerprint("genetic", config, &["iterations", "top_k"], evaluator.context());
         let mut state = match self.load_state("genetic", &fingerprint)? {
             Some(state) => state,
             None => {
@@ -370,16 +383,31 @@ impl Search<'_> {
             let population = std::mem::take(&mut state.population);
             let scored = self.run_generation(&mut state, generation, &population, evaluator, observer)?;
             state.next_generation += 1;
-            if state.next_generation < config.iterations {
-                state.population = self.evolve(config, &scored, &mut state.rng)?;
-            }
+            // Also after the last generation: a rerun with more iterations continues
+            // from this population.
+            state.population = self.evolve(config, &scored, &mut state.rng)?;
             self.save_state("genetic", &state)?;
         }
-        Ok(self.result("genetic", state, config.iterations, config.top_k))
+        if state.population.is_empty() && state.next_generation < config.iterations {
+            return Err(SearchError::State(
+                "genetic-state.json holds a finished search without its next population (written before searches \
+                 could be extended); delete it to rerun: the cached evaluations make the replay free"
+                    .into(),
+            ));
+        }
+        let complete = state.next_generation >= config.iterations;
+        state.candidates.retain(|c| c.generation < config.iterations);
+        state.generations.truncate(config.iterations);
+        Ok(self.result("genetic", state, complete, config.top_k))
     }
 
     /// Runs (or resumes) random search: `budget` distinct feasible genomes drawn
     /// uniformly, `per_generation` at a time.
+    ///
+    /// A state file of the same search resumes even with another `top_k` or `budget`:
+    /// a larger budget draws the same genomes, in the same order, as a fresh run of that
+    /// budget; a smaller one reports the first `budget` genomes it drew (the generation
+    /// that the budget cuts keeps its members' statistics and a pro-rated time).
     ///
     /// # Errors
     /// As [`Search::genetic`].
@@ -395,27 +423,44 @@ impl Search<'_> {
             ));
         }
         self.check()?;
-        let generations = config.budget.div_ceil(config.per_generation);
-        let fingerprint = self.fingerprint("random", config, evaluator.context());
+        let fingerprint = self.fingerprint("random", config, &["budget", "top_k"], evaluator.context());
         let mut state = match self.load_state("random", &fingerprint)? {
             Some(state) => state,
             None => self.fresh_state(fingerprint, Vec::new(), ChaCha8Rng::seed_from_u64(config.seed), evaluator)?,
         };
-        while state.next_generation < generations && !self.stopped(state.next_generation) {
-            let generation = state.next_generation;
+        // Generation g holds genomes g·per_generation.. of the draw order, whatever the
+        // budget: a larger budget first fills the generation a smaller one cut short.
+        let per_generation = config.per_generation;
+        loop {
+            let done = state.candidates.len();
+            let generation = done / per_generation;
+            if done >= config.budget || self.stopped(generation) {
+                break;
+            }
             let mut taken: BTreeSet<Architecture> = state.candidates.iter().map(|c| c.arch.clone()).collect();
-            let size = config.per_generation.min(config.budget - state.candidates.len());
+            let size = (per_generation - done % per_generation).min(config.budget - done);
             let mut members = Vec::with_capacity(size);
             for _ in 0..size {
                 let arch = self.sample_feasible(&mut state.rng, &taken)?;
                 taken.insert(arch.clone());
                 members.push(arch);
             }
+            let cut_short = if done % per_generation == 0 { None } else { state.generations.pop() };
             self.run_generation(&mut state, generation, &members, evaluator, observer)?;
-            state.next_generation += 1;
+            if let Some(earlier) = cut_short
+                && let Some(rest) = state.generations.pop()
+            {
+                let start = generation * per_generation;
+                let new_evaluations = earlier.new_evaluations + rest.new_evaluations;
+                let summary = random_summary(&state.candidates, start, new_evaluations, earlier.seconds + rest.seconds);
+                state.generations.push(summary);
+            }
+            state.next_generation = generation + 1;
             self.save_state("random", &state)?;
         }
-        Ok(self.result("random", state, generations, config.top_k))
+        let complete = state.candidates.len() >= config.budget;
+        truncate_random(&mut state, config.budget);
+        Ok(self.result("random", state, complete, config.top_k))
     }
 
     fn fresh_state(
@@ -562,7 +607,7 @@ impl Search<'_> {
         Ok(next)
     }
 
-    fn result(&self, strategy: &str, state: SearchState, generations: usize, top_k: usize) -> SearchResult {
+    fn result(&self, strategy: &str, state: SearchState, complete: bool, top_k: usize) -> SearchResult {
         let candidates = state.candidates;
         let mut order: Vec<usize> = (0..candidates.len()).collect();
         order.sort_by(|&a, &b| {
@@ -581,7 +626,7 @@ impl Search<'_> {
             top_k: order,
             pareto_flops: front(|c| c.cost.flops),
             pareto_params: front(|c| c.cost.params),
-            complete: state.next_generation >= generations,
+            complete,
             generations: state.generations,
             candidates,
         }
@@ -600,7 +645,7 @@ impl Search<'_> {
         if state.fingerprint != fingerprint {
             return Err(SearchError::State(format!(
                 "{} was written by a search with other settings, constraints or evaluator context; use another \
-                 output directory or delete it",
+                 output directory or delete it (its cached evaluations are kept and reused)",
                 path.display()
             )));
         }
@@ -621,6 +666,44 @@ impl Search<'_> {
             }
             None => Ok(()),
         }
+    }
+}
+
+/// The summary of the random-search generation made of `candidates[start..]` (the
+/// last one so far): each generation of a random search draws only genomes new to it,
+/// so its members are exactly its candidates.
+fn random_summary(candidates: &[Candidate], start: usize, new_evaluations: usize, seconds: f64) -> GenerationSummary {
+    let members = &candidates[start..];
+    let best = |items: &[Candidate], f: fn(&Candidate) -> f64| items.iter().map(f).fold(f64::NEG_INFINITY, f64::max);
+    GenerationSummary {
+        generation: members.first().map_or(0, |c| c.generation),
+        members: members.len(),
+        new_evaluations,
+        total_evaluated: candidates.len(),
+        best_fitness: best(members, |c| c.fitness),
+        mean_fitness: members.iter().map(|c| c.fitness).sum::<f64>() / members.len().max(1) as f64,
+        best_top1_so_far: best(candidates, |c| c.evaluation.top1),
+        best_fitness_so_far: best(candidates, |c| c.fitness),
+        seconds,
+    }
+}
+
+/// Cuts a random search's state to its first `budget` genomes; the generation the cut
+/// falls in keeps its members' statistics, and a share of its evaluations and time.
+fn truncate_random(state: &mut SearchState, budget: usize) {
+    if state.candidates.len() <= budget {
+        return;
+    }
+    state.candidates.truncate(budget);
+    let kept = state.generations.iter().take_while(|g| g.total_evaluated <= budget).count();
+    let cut = state.generations.get(kept).cloned();
+    state.generations.truncate(kept);
+    let start = state.generations.last().map_or(0, |g| g.total_evaluated);
+    if let Some(cut) = cut.filter(|_| start < budget) {
+        let kept_members = budget - start;
+        let share = kept_members as f64 / cut.members.max(1) as f64;
+        let new_evaluations = cut.new_evaluations.min(kept_members);
+        state.generations.push(random_summary(&state.candidates, start, new_evaluations, cut.seconds * share));
     }
 }
 
@@ -664,7 +747,7 @@ mod tests {
                 dir: None,
                 stop_after: None,
             };
-            search.fingerprint("genetic", &GeneticConfig::default(), "context")
+            search.fingerprint("genetic", &GeneticConfig::default(), &[], "context")
         };
         let without = fingerprint(None);
         assert!(!without.contains("|latency "));

@@ -171,6 +171,58 @@ fn a_killed_search_resumes_to_the_same_result() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+// A finished search continues with more iterations (or budget) and reports a shorter
+// run from its state, each time exactly what a fresh run of that length gives, with
+// nothing evaluated again.
+#[test]
+fn a_finished_search_extends_or_shortens_to_a_fresh_runs_result() {
+    let space = SearchSpace::oneshot_plus();
+    let cost = cost_model(&space);
+    let ga = |iterations, top_k| GeneticConfig { iterations, top_k, ..small_ga(8) };
+    let fresh = |config: &GeneticConfig| {
+        search(&cost, &space, None).genetic(config, &mut Landscape { calls: 0 }, &mut NoObserver).unwrap()
+    };
+    let dir = scratch("extend");
+    let in_dir = |config: &GeneticConfig| {
+        let mut evaluator = Landscape { calls: 0 };
+        let result = search(&cost, &space, Some(dir.clone())).genetic(config, &mut evaluator, &mut NoObserver).unwrap();
+        (result, evaluator.calls)
+    };
+    let (short, _) = in_dir(&ga(3, 3));
+    assert!(short.complete && short.generations.len() == 3);
+    let (long, calls) = in_dir(&ga(6, 5));
+    let long_fresh = fresh(&ga(6, 5));
+    same_outcome(&long_fresh, &long);
+    assert_eq!(long.generations.len(), 6);
+    assert_eq!(calls, long.candidates.len() - short.candidates.len(), "only the new generations are evaluated");
+    let (again, calls) = in_dir(&ga(3, 3));
+    same_outcome(&short, &again);
+    assert_eq!((again.generations.len(), calls), (3, 0));
+
+    let random = |budget| RandomConfig { budget, per_generation: 10, top_k: 3, seed: 2 };
+    let fresh_random = |budget| {
+        search(&cost, &space, None).random(&random(budget), &mut Landscape { calls: 0 }, &mut NoObserver).unwrap()
+    };
+    let random_in_dir = |budget| {
+        search(&cost, &space, Some(dir.clone()))
+            .random(&random(budget), &mut Landscape { calls: 0 }, &mut NoObserver)
+            .unwrap()
+    };
+    random_in_dir(25);
+    let grown = random_in_dir(50);
+    let grown_fresh = fresh_random(50);
+    same_outcome(&grown_fresh, &grown);
+    let totals = |r: &SearchResult| r.generations.iter().map(|g| (g.members, g.total_evaluated)).collect::<Vec<_>>();
+    assert_eq!(totals(&grown), totals(&grown_fresh), "the generation cut short at 25 is filled first");
+    let cut = random_in_dir(33);
+    same_outcome(&fresh_random(33), &cut);
+    assert!(cut.complete);
+    assert_eq!(totals(&cut), [(10, 10), (10, 20), (10, 30), (3, 33)]);
+    let best = cut.candidates.iter().map(|c| c.fitness).fold(f64::NEG_INFINITY, f64::max);
+    assert_eq!(cut.generations[3].best_fitness_so_far, best);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn fixed_block_search_only_changes_channels() {
     let space = SearchSpace::oneshot_plus();
