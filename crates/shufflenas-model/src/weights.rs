@@ -313,6 +313,10 @@ impl Reader<'_> {
     }
 }
 
+/// Reads one NDArray. An array MXNet saved without a shape (a parameter never
+/// initialised: rank 0 in the V1/V2 formats, an unknown rank or dimension, -1, in V3's
+/// NumPy semantics, where rank 0 is a scalar) has no data in the file; it is returned
+/// with shape `[0]` and no values, so using it is a shape mismatch naming it.
 fn read_ndarray(r: &mut Reader<'_>, index: usize) -> Result<RawTensor, WeightsError> {
     let what = format!("array {index}");
     let magic = r.u32(&what)?;
@@ -327,13 +331,22 @@ fn read_ndarray(r: &mut Reader<'_>, index: usize) -> Result<RawTensor, WeightsEr
         NDARRAY_V1 => r.u32(&what)?,
         other => return Err(r.corrupt(format!("{what}: unknown NDArray magic {other:#x}"))),
     };
+    let numpy_shape = magic == NDARRAY_V3;
+    let unset = RawTensor { shape: vec![0], values: Vec::new() };
+    if (numpy_shape && ndim == u32::MAX) || (!numpy_shape && ndim == 0) {
+        return Ok(unset);
+    }
     if ndim > 8 {
         return Err(r.corrupt(format!("{what}: implausible rank {ndim}")));
     }
     let mut shape = Vec::with_capacity(ndim as usize);
     for _ in 0..ndim {
-        shape.push(r.u64(&what)? as usize);
+        shape.push(r.u64(&what)?);
     }
+    if numpy_shape && shape.contains(&u64::MAX) {
+        return Ok(unset);
+    }
+    let shape: Vec<usize> = shape.into_iter().map(|d| usize::try_from(d).unwrap_or(usize::MAX)).collect();
     let _device = r.take(8, &what)?; // device type and id
     let dtype = r.u32(&what)?;
     if dtype != 0 {
@@ -493,5 +506,43 @@ mod tests {
         map.insert("arg:features.0.weight".into(), stem);
         let err = parse_mxnet_params(&encode_mxnet_params(&map), "twice.params").unwrap_err().to_string();
         assert!(err.contains("'features.0.weight' appears twice"), "{err}");
+    }
+
+    // MXNet writes a parameter without a shape as a header alone (rank 0 in V2, rank -1
+    // in V3, where rank 0 is a scalar with one value): the arrays after it still parse,
+    // and loading the empty one into a network is a shape error naming it.
+    #[test]
+    fn arrays_saved_without_a_shape_are_read_as_empty() {
+        let u32s = |v: &[u32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let mut bytes = Vec::new();
+        bytes.extend(LIST_MAGIC.to_le_bytes());
+        bytes.extend(0u64.to_le_bytes());
+        bytes.extend(4u64.to_le_bytes());
+        bytes.extend(u32s(&[NDARRAY_V2, 0, 0]));
+        bytes.extend(u32s(&[NDARRAY_V3, 0, 0, 1, 0, 0]));
+        bytes.extend(2.5f32.to_le_bytes());
+        bytes.extend(u32s(&[NDARRAY_V3, 0, u32::MAX]));
+        bytes.extend(u32s(&[NDARRAY_V2, 0, 1]));
+        bytes.extend(2u64.to_le_bytes());
+        bytes.extend(u32s(&[1, 0, 0]));
+        bytes.extend([1.0f32, 2.0].iter().flat_map(|v| v.to_le_bytes()));
+        let names = ["features.0.weight", "scalar", "unknown", "vector"];
+        bytes.extend((names.len() as u64).to_le_bytes());
+        for name in names {
+            bytes.extend((name.len() as u64).to_le_bytes());
+            bytes.extend(name.as_bytes());
+        }
+        let map = parse_mxnet_params(&bytes, "unset.params").unwrap();
+        let shape = |name: &str| (map[name].shape.clone(), map[name].values.clone());
+        assert_eq!(shape("features.0.weight"), (vec![0], vec![]));
+        assert_eq!(shape("scalar"), (vec![], vec![2.5]));
+        assert_eq!(shape("unknown"), (vec![0], vec![]));
+        assert_eq!(shape("vector"), (vec![2], vec![1.0, 2.0]));
+
+        let net = tiny_net();
+        let mut weights = export_gluon(&net);
+        weights.insert("features.0.weight".into(), map["features.0.weight"].clone());
+        let err = load_gluon(&net, &weights).unwrap_err().to_string();
+        assert!(err.contains("features.0.weight"), "{err}");
     }
 }
