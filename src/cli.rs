@@ -67,6 +67,13 @@ pub fn architecture_for(space: &SearchSpace, spec: &str) -> Result<Architecture,
     Ok(arch)
 }
 
+/// A short stable name for a genome (16 hex digits of a digest of its text), for the
+/// folders of per-genome runs.
+pub fn genome_digest(arch: &Architecture) -> String {
+    use shufflenas_search::evaluator::{FNV_OFFSET, fnv1a};
+    format!("{:016x}", fnv1a(arch.to_string().into_bytes(), FNV_OFFSET))
+}
+
 /// `out`, or `runs/<name><unix seconds>-<process id>` when no output directory was
 /// given (`name` is a prefix such as `"search-"`, or empty): a new directory per run,
 /// so two runs started in the same second do not share one. Only a run given `--out`

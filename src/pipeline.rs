@@ -176,7 +176,7 @@ pub fn run_pipeline(args: PipelineArgs) -> Result<(), String> {
     }
     .map_err(|e| e.to_string())?;
     // Its own directory, so that a run can be finished both ways (each resumes).
-    let subnet_dir = dir.join(subnet_name);
+    let subnet_dir = subnet_stage_dir(&dir, subnet_name, &best.arch)?;
     let trainer = Trainer {
         config: train_config(args.subnet_epochs, 3e-5),
         train: &loaders.train,
@@ -323,4 +323,79 @@ pub fn run_pipeline(args: PipelineArgs) -> Result<(), String> {
     );
     println!("report        {}", report.display());
     Ok(())
+}
+/// The file of a subnet stage's directory that names the genome it trains.
+const GENOME_FILE: &str = "genome.json";
+
+/// `dir/name`, the directory of the final training of `arch`, named by its
+/// `genome.json`. A rerun whose search picks another winner (more iterations, say) finds
+/// another genome's training there: that one moves aside to `name-<its digest>`, where a
+/// later rerun that picks it again finds it and moves it back, so no training is lost or
+/// resumed for the wrong genome.
+fn subnet_stage_dir(dir: &Path, name: &str, arch: &shufflenas_model::Architecture) -> Result<PathBuf, String> {
+    let stage = dir.join(name);
+    let genome_of = |d: &Path| -> Result<Option<shufflenas_model::Architecture>, String> {
+        let path = d.join(GENOME_FILE);
+        if !path.is_file() {
+            return Ok(None);
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_json::from_str(&text).map(Some).map_err(|e| format!("{}: corrupt genome file ({e})", path.display()))
+    };
+    let aside = |a: &shufflenas_model::Architecture| dir.join(format!("{name}-{}", crate::cli::genome_digest(a)));
+    let rename = |from: &Path, to: &Path| {
+        std::fs::rename(from, to).map_err(|e| format!("cannot move {} to {}: {e}", from.display(), to.display()))
+    };
+    if let Some(other) = genome_of(&stage)?.filter(|g| g != arch) {
+        let to = aside(&other);
+        if to.exists() {
+            return Err(format!("{} holds genome {other}, and {} already exists", stage.display(), to.display()));
+        }
+        rename(&stage, &to)?;
+        println!("{} trained genome {other}: moved to {}", stage.display(), to.display());
+    }
+    let earlier = aside(arch);
+    if !stage.exists() && genome_of(&earlier)?.as_ref() == Some(arch) {
+        rename(&earlier, &stage)?;
+        println!("resuming this genome's earlier training, moved back from {}", earlier.display());
+    }
+    std::fs::create_dir_all(&stage).map_err(|e| format!("{}: {e}", stage.display()))?;
+    let json = serde_json::to_string_pretty(arch).map_err(|e| e.to_string())?;
+    let path = stage.join(GENOME_FILE);
+    crate::io::write_atomic(&path, json.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(stage)
+}
+
+#[cfg(test)]
+mod tests {
+    use shufflenas_model::Architecture;
+
+    use super::*;
+
+    // A rerun whose search picks another winner trains it in a fresh directory, keeping
+    // the earlier training aside; picking the first genome again brings its back.
+    #[test]
+    fn another_winner_moves_the_earlier_training_aside() {
+        let dir = std::env::temp_dir().join(format!("shufflenas-stage-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (a, b) = (Architecture::oneshot_s_plus(), Architecture::oneshot());
+        let stage = subnet_stage_dir(&dir, "subnet", &a).unwrap();
+        assert_eq!(stage, dir.join("subnet"));
+        std::fs::write(stage.join("latest.json"), "\"checkpoint-0001\"").unwrap();
+
+        let stage = subnet_stage_dir(&dir, "subnet", &b).unwrap();
+        assert!(!stage.join("latest.json").exists(), "a fresh directory for the new winner");
+        let aside = dir.join(format!("subnet-{}", crate::cli::genome_digest(&a)));
+        assert!(aside.join("latest.json").is_file());
+
+        let stage = subnet_stage_dir(&dir, "subnet", &a).unwrap();
+        assert!(stage.join("latest.json").is_file(), "the first winner's training is back");
+        assert!(dir.join(format!("subnet-{}", crate::cli::genome_digest(&b))).join(GENOME_FILE).is_file());
+        assert!(!aside.exists());
+
+        std::fs::write(stage.join(GENOME_FILE), "{ not json").unwrap();
+        let err = subnet_stage_dir(&dir, "subnet", &a).unwrap_err();
+        assert!(err.contains("genome.json: corrupt genome file"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

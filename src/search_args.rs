@@ -354,9 +354,7 @@ pub struct RankingRow {
 /// more candidates) resumes the trainings it shares and starts the others afresh,
 /// instead of finding another genome's checkpoint at the same position.
 fn ranking_dir_name(arch: &Architecture) -> String {
-    let digest =
-        shufflenas_search::evaluator::fnv1a(arch.to_string().into_bytes(), shufflenas_search::evaluator::FNV_OFFSET);
-    format!("ranking-{digest:016x}")
+    format!("ranking-{}", crate::cli::genome_digest(arch))
 }
 
 /// Supernet ranking diagnostic: `k` genomes spread over the search's accuracy range,
