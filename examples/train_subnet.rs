@@ -43,6 +43,7 @@ struct Args {
     /// Start from the weights and batch-norm statistics this genome has in a trained
     /// supernet (its run directory or a checkpoint folder) instead of a random init:
     /// fine-tuning, as once-for-all does, instead of the seed's retraining from scratch.
+    /// `--resume` needs the same supernet (wherever it lies now): its weights are compared.
     #[arg(long, value_name = "DIR")]
     init_from_supernet: Option<PathBuf>,
     /// Data.
@@ -74,13 +75,21 @@ fn run(args: Args) -> Result<(), String> {
     let arch = architecture_for(&space, &args.arch).map_err(|e| e.to_string())?;
     Training::seed(&device, args.train.seed);
     let dir = args.train.run_dir("subnet");
-    // A resumed run reads every weight from its checkpoint: the supernet is not needed.
+    // A resumed run reads every weight from its checkpoint; the supernet is still read,
+    // once, for the digest of its weights that the resume check compares.
     let resuming = args.train.resume && holds_run(&dir);
+    let init = match &args.init_from_supernet {
+        Some(path) => {
+            let supernet = load_supernet::<Training>(path, &space, &device);
+            Some(supernet.map_err(|e| format!("--init-from-supernet: {e}"))?)
+        }
+        None => None,
+    };
     let make_net = |device: &backend::Device| -> Result<ShuffleNasNet<Training>, String> {
-        match &args.init_from_supernet {
-            Some(path) if !resuming => load_supernet::<Training>(path, &space, device)
-                .and_then(|supernet| Ok(supernet.extract(&arch)?))
-                .map_err(|e| format!("--init-from-supernet: {e}")),
+        match &init {
+            Some(supernet) if !resuming => {
+                supernet.extract(&arch).map(|net| net.fork(device)).map_err(|e| format!("--init-from-supernet: {e}"))
+            }
             _ => ShuffleNasNetConfig::new(space.clone(), arch.clone()).init(device).map_err(|e| e.to_string()),
         }
     };
@@ -108,10 +117,8 @@ fn run(args: Args) -> Result<(), String> {
         let digest = weights_digest(net).map_err(|e| format!("--teacher: {e}"))?;
         model_id.push_str(&format!("|teacher {teacher_arch} weights {digest:016x}"));
     }
-    if let Some(path) = &args.init_from_supernet {
-        let digest = load_supernet::<Inference>(path, &space, &device)
-            .and_then(|supernet| weights_digest(&supernet))
-            .map_err(|e| format!("--init-from-supernet: {e}"))?;
+    if let Some(supernet) = &init {
+        let digest = weights_digest(supernet).map_err(|e| format!("--init-from-supernet: {e}"))?;
         model_id.push_str(&format!("|init from supernet weights {digest:016x}"));
     }
     let progress = StepProgress::new();

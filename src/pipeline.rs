@@ -189,6 +189,7 @@ pub fn run_pipeline(args: PipelineArgs) -> Result<(), String> {
     };
     let (_, subnet_history) =
         trainer.fit(net, &device, true, &mut log_epoch(&subnet_dir, args.subnet_epochs)).map_err(|e| e.to_string())?;
+    label_subnet_stage(&subnet_dir, &best.arch)?;
     let subnet_seconds = stage_seconds(&subnet_history, start);
     // A resumed run counts the stages' earlier parts too (from their saved metrics).
     let total_seconds = total.elapsed().as_secs_f64().max(supernet_seconds + search_seconds + subnet_seconds);
@@ -331,7 +332,10 @@ const GENOME_FILE: &str = "genome.json";
 /// `genome.json`. A rerun whose search picks another winner (more iterations, say) finds
 /// another genome's training there: that one moves aside to `name-<its digest>`, where a
 /// later rerun that picks it again finds it and moves it back, so no training is lost or
-/// resumed for the wrong genome.
+/// resumed for the wrong genome. `genome.json` is written here only into a directory
+/// without a training; one that holds a training but no `genome.json` (written before
+/// this file existed) is labelled by [`label_subnet_stage`] once the trainer has resumed
+/// it, which it does only for the genome it was started with.
 fn subnet_stage_dir(dir: &Path, name: &str, arch: &shufflenas_model::Architecture) -> Result<PathBuf, String> {
     let stage = dir.join(name);
     let genome_of = |d: &Path| -> Result<Option<shufflenas_model::Architecture>, String> {
@@ -360,10 +364,17 @@ fn subnet_stage_dir(dir: &Path, name: &str, arch: &shufflenas_model::Architectur
         println!("resuming this genome's earlier training, moved back from {}", earlier.display());
     }
     std::fs::create_dir_all(&stage).map_err(|e| format!("{}: {e}", stage.display()))?;
+    if !shufflenas_train::trainer::holds_run(&stage) {
+        label_subnet_stage(&stage, arch)?;
+    }
+    Ok(stage)
+}
+
+/// Writes `stage/genome.json` naming `arch`.
+fn label_subnet_stage(stage: &Path, arch: &shufflenas_model::Architecture) -> Result<(), String> {
     let json = serde_json::to_string_pretty(arch).map_err(|e| e.to_string())?;
     let path = stage.join(GENOME_FILE);
-    crate::io::write_atomic(&path, json.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(stage)
+    crate::io::write_atomic(&path, json.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 #[cfg(test)]
@@ -396,6 +407,12 @@ mod tests {
         std::fs::write(stage.join(GENOME_FILE), "{ not json").unwrap();
         let err = subnet_stage_dir(&dir, "subnet", &a).unwrap_err();
         assert!(err.contains("genome.json: corrupt genome file"), "{err}");
+
+        // A training without genome.json (an older run) is not labelled with a genome
+        // it may not hold: the trainer decides, and labels it once it has resumed.
+        std::fs::remove_file(stage.join(GENOME_FILE)).unwrap();
+        let stage = subnet_stage_dir(&dir, "subnet", &b).unwrap();
+        assert!(stage.join("latest.json").is_file() && !stage.join(GENOME_FILE).exists());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -33,7 +33,9 @@ pub struct Outputs {
 /// `results[0]` is the main search (the genetic one); the others are baselines.
 /// Genome and evaluation files that an earlier call wrote into `dir` and this one does
 /// not (a baseline since switched off, a rank beyond a smaller top-k) are removed, so the
-/// folder never mixes two runs' outputs. State files and the cache are left alone.
+/// folder never mixes two runs' outputs: `best-<n>.json`, and the two kinds of
+/// per-strategy file of `genetic`, `random` and the strategies of `results`. State
+/// files, the cache and other files are left alone.
 ///
 /// # Errors
 /// [`SearchError::State`] when a file cannot be written, [`SearchError::Settings`] for
@@ -74,7 +76,7 @@ pub fn write_outputs(
             serde_json::json!({ "flops": pick(&result.pareto_flops), "params": pick(&result.pareto_params) }),
         );
     }
-    remove_stale_outputs(dir, &written)?;
+    remove_stale_outputs(dir, &known_strategies(results), &written)?;
     crate::write_json(&dir.join("pareto.json"), &fronts)?;
     outputs.plots = plot::write_all(dir, results)?;
     let report = markdown(space, results, &outputs.plots, notes)?;
@@ -84,29 +86,42 @@ pub fn write_outputs(
 }
 
 /// Whether `name` is one of the per-genome or per-strategy files [`write_outputs`]
-/// writes: `best-<n>.json`, `<strategy>-best-<n>.json` or `<strategy>-evaluations.json`.
-fn is_search_output(name: &str) -> bool {
+/// writes: `best-<n>.json`, `<strategy>-best-<n>.json` or `<strategy>-evaluations.json`
+/// for one of `strategies`.
+fn is_search_output(name: &str, strategies: &[&str]) -> bool {
     let Some(stem) = name.strip_suffix(".json") else { return false };
     let ranked = |rest: &str| !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit());
     if let Some(rank) = stem.strip_prefix("best-") {
         return ranked(rank);
     }
     match stem.split_once('-') {
-        Some((strategy, rest)) if !strategy.is_empty() => {
+        Some((strategy, rest)) if strategies.contains(&strategy) => {
             rest == "evaluations" || rest.strip_prefix("best-").is_some_and(ranked)
         }
         _ => false,
     }
 }
 
-/// Removes the search outputs in `dir` that are not in `written`.
-fn remove_stale_outputs(dir: &Path, written: &[String]) -> Result<(), SearchError> {
+/// The strategies whose outputs [`write_outputs`] replaces: this crate's searches and
+/// those of `results`.
+fn known_strategies<'a>(results: &'a [&SearchResult]) -> Vec<&'a str> {
+    let mut strategies = vec!["genetic", "random"];
+    for result in results {
+        if !strategies.contains(&result.strategy.as_str()) {
+            strategies.push(&result.strategy);
+        }
+    }
+    strategies
+}
+
+/// Removes the search outputs of `strategies` in `dir` that are not in `written`.
+fn remove_stale_outputs(dir: &Path, strategies: &[&str], written: &[String]) -> Result<(), SearchError> {
     let state = |e: std::io::Error| SearchError::State(format!("{}: {e}", dir.display()));
     for entry in std::fs::read_dir(dir).map_err(state)? {
         let entry = entry.map_err(state)?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if is_search_output(name) && !written.iter().any(|w| w == name) && entry.path().is_file() {
+        if is_search_output(name, strategies) && !written.iter().any(|w| w == name) && entry.path().is_file() {
             std::fs::remove_file(entry.path())
                 .map_err(|e| SearchError::State(format!("{}: {e}", entry.path().display())))?;
         }
@@ -223,8 +238,11 @@ mod tests {
 
     #[test]
     fn only_genome_and_evaluation_files_count_as_search_outputs() {
-        for name in ["best-1.json", "best-12.json", "random-best-3.json", "genetic-evaluations.json"] {
-            assert!(is_search_output(name), "{name}");
+        let strategies = ["genetic", "random", "evolution"];
+        for name in
+            ["best-1.json", "best-12.json", "random-best-3.json", "genetic-evaluations.json", "evolution-best-1.json"]
+        {
+            assert!(is_search_output(name, &strategies), "{name}");
         }
         for name in [
             "random-state.json",
@@ -234,8 +252,10 @@ mod tests {
             "best-x.json",
             "-evaluations.json",
             "best-1.svg",
+            "my-evaluations.json",
+            "model-best-1.json",
         ] {
-            assert!(!is_search_output(name), "{name}");
+            assert!(!is_search_output(name, &strategies), "{name}");
         }
     }
 }

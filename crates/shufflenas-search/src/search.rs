@@ -384,16 +384,22 @@ impl Search<'_> {
             let scored = self.run_generation(&mut state, generation, &population, evaluator, observer)?;
             state.next_generation += 1;
             // Also after the last generation: a rerun with more iterations continues
-            // from this population.
-            state.population = self.evolve(config, &scored, &mut state.rng)?;
+            // from this population. There, a population that cannot be bred (caps that
+            // leave no new feasible genome) ends the search as before instead of failing
+            // it; only an extension would need it, and reports so.
+            state.population = match self.evolve(config, &scored, &mut state.rng) {
+                Ok(next) => next,
+                Err(_) if state.next_generation >= config.iterations => Vec::new(),
+                Err(e) => return Err(e),
+            };
             self.save_state("genetic", &state)?;
         }
         if state.population.is_empty() && state.next_generation < config.iterations {
-            return Err(SearchError::State(
-                "genetic-state.json holds a finished search without its next population (written before searches \
-                 could be extended); delete it to rerun: the cached evaluations make the replay free"
-                    .into(),
-            ));
+            return Err(SearchError::Impossible(format!(
+                "genetic-state.json ends after {} generations with no next population: no new feasible genome could \
+                 be bred or drawn under these caps, so the search cannot be extended",
+                state.next_generation
+            )));
         }
         let complete = state.next_generation >= config.iterations;
         state.candidates.retain(|c| c.generation < config.iterations);
