@@ -144,4 +144,7 @@ pub enum SpaceError {
     /// A genome that does not fit the space.
     #[error(transparent)]
     Arch(#[from] ArchError),
+    /// A decoded network plan given to a supernet of another space.
+    #[error("the network plan was not decoded from this supernet's search space: {0}")]
+    ForeignPlan(String),
 }

@@ -14,13 +14,15 @@ use crate::trainer::TrainError;
 ///
 /// # Errors
 /// [`TrainError::Data`] when a batch cannot be read, [`TrainError::InputChannels`] for
-/// images the supernet does not take.
+/// images the supernet does not take, [`TrainError::Space`] for a path decoded from
+/// another space.
 pub fn recalibrate_supernet<B: Backend>(
     supernet: &Supernet<B>,
     path: &NetworkPlan,
     data: &BatchLoader,
     images: usize,
 ) -> Result<(), TrainError> {
+    supernet.check_plan(path)?;
     let device = supernet.stem.conv.weight.device();
     supernet.begin_recalibration(path);
     let mut seen = 0;

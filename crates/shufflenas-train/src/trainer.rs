@@ -281,7 +281,9 @@ pub trait TrainNet<B: AutodiffBackend>: AutodiffModule<B> + Clone + Send + 'stat
 
 impl<B: AutodiffBackend> TrainNet<B> for Supernet<B> {
     fn train_logits(&self, x: Tensor<B, 4>, path: Option<&NetworkPlan>) -> Result<Tensor<B, 2>, TrainError> {
-        path.map(|plan| self.forward_plan(x, plan, false)).ok_or(TrainError::MissingPath)
+        let plan = path.ok_or(TrainError::MissingPath)?;
+        self.check_plan(plan)?;
+        Ok(self.forward_plan(x, plan, false))
     }
 
     fn input_channels(&self) -> usize {
@@ -1044,7 +1046,10 @@ impl<B: Backend> ValidNet<B> for Supernet<B> {
 
     fn accuracy(&self, data: &BatchLoader, path: Option<&NetworkPlan>) -> Result<(f64, f64), TrainError> {
         match path {
-            Some(plan) => accuracy_with(data, &self.stem, |x| self.forward_plan(x, plan, false)),
+            Some(plan) => {
+                self.check_plan(plan)?;
+                accuracy_with(data, &self.stem, |x| self.forward_plan(x, plan, false))
+            }
             None => Err(TrainError::MissingPath),
         }
     }

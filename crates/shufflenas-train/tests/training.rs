@@ -271,6 +271,14 @@ fn data_that_does_not_fit_the_network_is_an_error() {
     let plan = supernet.space().decode(&Architecture::random_seeded(supernet.space(), 1)).unwrap();
     let err = shufflenas_train::recalibrate::recalibrate_supernet(&supernet, &plan, &train, 16).unwrap_err();
     assert!(matches!(err, TrainError::InputChannels { got: 1, expected: 3 }), "{err}");
+    // A path decoded from another space is refused before it reaches the weights, in
+    // recalibration, validation and training alike.
+    let other = SearchSpace { num_classes: 7, ..SearchSpace::tiny(3, 10) };
+    let foreign = other.decode(&Architecture::random_seeded(&other, 1)).unwrap();
+    let err = shufflenas_train::recalibrate::recalibrate_supernet(&supernet, &foreign, &train, 16).unwrap_err();
+    assert!(err.to_string().contains("not decoded from this supernet's search space"), "{err}");
+    let err = shufflenas_train::trainer::ValidNet::accuracy(&supernet, &valid, Some(&foreign)).unwrap_err();
+    assert!(err.to_string().contains("not decoded from this supernet's search space"), "{err}");
 }
 
 #[test]

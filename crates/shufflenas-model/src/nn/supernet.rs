@@ -89,6 +89,35 @@ impl<B: Backend> Supernet<B> {
         Ok(self.forward_plan(x, &self.space.decode(arch)?, false))
     }
 
+    /// Checks that `plan` is what this supernet's space decodes its genome to, as
+    /// [`Supernet::forward_plan`] and [`Supernet::begin_recalibration`] assume (a few
+    /// microseconds: the genome is decoded again and compared).
+    ///
+    /// # Errors
+    /// [`SpaceError::ForeignPlan`] naming the first difference.
+    pub fn check_plan(&self, plan: &NetworkPlan) -> Result<(), SpaceError> {
+        let blocks: Vec<u8> = plan.blocks.iter().map(|b| b.choice.id()).collect();
+        let channels: Vec<u8> = plan.blocks.iter().map(|b| b.channel.0).collect();
+        let foreign = |what: String| Err(SpaceError::ForeignPlan(what));
+        let Ok(arch) = Architecture::from_ids(&blocks, &channels) else {
+            return foreign(format!("its {} blocks are not a genome", plan.blocks.len()));
+        };
+        let own = match self.space.decode(&arch) {
+            Ok(own) => own,
+            Err(e) => return foreign(e.to_string()),
+        };
+        if own.stem != plan.stem {
+            return foreign("the first conv differs".into());
+        }
+        if let Some(i) = own.blocks.iter().zip(&plan.blocks).position(|(a, b)| a != b) {
+            return foreign(format!("block {i} differs"));
+        }
+        if own.head != plan.head {
+            return foreign("the head differs".into());
+        }
+        Ok(())
+    }
+
     /// Runs a decoded path. With `use_all_blocks`, each position averages the outputs
     /// of its four blocks (each at the plan's mid width). Upstream's option of that name
     /// sums them, which multiplies the activations' scale by up to 4 per position; the
@@ -97,7 +126,7 @@ impl<B: Backend> Supernet<B> {
     /// # Panics
     /// When `plan` is not decoded from this supernet's space (`self.space().decode`):
     /// its widths would not fit the weights. [`Supernet::forward`] decodes the genome
-    /// itself and returns an error instead.
+    /// itself and returns an error instead; [`Supernet::check_plan`] checks a plan.
     pub fn forward_plan(&self, x: Tensor<B, 4>, plan: &NetworkPlan, use_all_blocks: bool) -> Tensor<B, 2> {
         let mut x = self.stem.forward(x, self.stem.max_out());
         for (position, block) in self.positions.iter().zip(&plan.blocks) {
@@ -204,6 +233,28 @@ mod tests {
     fn max_relative_error(a: Tensor<Inner, 2>, b: Tensor<Inner, 2>) -> f32 {
         let scale = b.clone().abs().max().into_scalar().max(1e-6);
         a.sub(b).abs().max().into_scalar() / scale
+    }
+
+    // A plan of another space (other widths, a wider channel rule, another head) is
+    // refused before it can reach the weights; the supernet's own plans pass.
+    #[test]
+    fn plans_of_another_space_are_refused() {
+        let net = supernet(1);
+        let arch = Architecture::random_seeded(&tiny_space(), 3);
+        net.check_plan(&tiny_space().decode(&arch).unwrap()).unwrap();
+        let others = [
+            SearchSpace { searchable_min_id: 0, ..SearchSpace::tiny(4, 10) },
+            SearchSpace { num_classes: 7, ..tiny_space() },
+            SearchSpace { use_se: false, ..tiny_space() },
+        ];
+        for other in others {
+            let plan = other.decode(&arch).unwrap();
+            let err = net.check_plan(&plan).unwrap_err();
+            assert!(matches!(err, SpaceError::ForeignPlan(_)), "{err}");
+        }
+        let mut short = tiny_space().decode(&arch).unwrap();
+        short.blocks.pop();
+        assert!(matches!(net.check_plan(&short), Err(SpaceError::ForeignPlan(_))));
     }
 
     // Search ranks subnets by the supernet's accuracy, and the final network may start
