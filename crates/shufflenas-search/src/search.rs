@@ -267,9 +267,18 @@ impl Search<'_> {
                 fields.remove(*field);
             }
         }
+        self.fingerprint_with(strategy, &json(&settings), context)
+    }
+
+    /// The fingerprint of state files written before the lengths left it (every
+    /// setting, in declaration order): the same command still resumes them.
+    fn legacy_fingerprint(&self, strategy: &str, settings: &impl Serialize, context: &str) -> String {
+        self.fingerprint_with(strategy, &json(settings), context)
+    }
+
+    fn fingerprint_with(&self, strategy: &str, settings: &str, context: &str) -> String {
         let mut text = format!(
-            "{strategy}|{}|{}|{}|{}|{context}",
-            json(&settings),
+            "{strategy}|{settings}|{}|{}|{}|{context}",
             json(&self.domain),
             json(&self.constraints),
             json(&self.objective)
@@ -366,7 +375,8 @@ impl Search<'_> {
         config.check()?;
         self.check()?;
         let fingerprint = self.fingerprint("genetic", config, &["iterations", "top_k"], evaluator.context());
-        let mut state = match self.load_state("genetic", &fingerprint)? {
+        let legacy = self.legacy_fingerprint("genetic", config, evaluator.context());
+        let mut state = match self.load_state("genetic", &fingerprint, &legacy)? {
             Some(state) => state,
             None => {
                 let mut rng = ChaCha8Rng::seed_from_u64(config.seed);
@@ -430,7 +440,8 @@ impl Search<'_> {
         }
         self.check()?;
         let fingerprint = self.fingerprint("random", config, &["budget", "top_k"], evaluator.context());
-        let mut state = match self.load_state("random", &fingerprint)? {
+        let legacy = self.legacy_fingerprint("random", config, evaluator.context());
+        let mut state = match self.load_state("random", &fingerprint, &legacy)? {
             Some(state) => state,
             None => self.fresh_state(fingerprint, Vec::new(), ChaCha8Rng::seed_from_u64(config.seed), evaluator)?,
         };
@@ -638,16 +649,21 @@ impl Search<'_> {
         }
     }
 
-    fn load_state(&self, strategy: &str, fingerprint: &str) -> Result<Option<SearchState>, SearchError> {
+    /// The state file of `strategy`, when there is one with `fingerprint`, or with the
+    /// `legacy` one of an earlier version (then given the current one).
+    fn load_state(&self, strategy: &str, fingerprint: &str, legacy: &str) -> Result<Option<SearchState>, SearchError> {
         let Some(path) = self.state_path(strategy) else { return Ok(None) };
         if !path.is_file() {
             return Ok(None);
         }
         let text =
             std::fs::read_to_string(&path).map_err(|e| SearchError::State(format!("{}: {e}", path.display())))?;
-        let state: SearchState = serde_json::from_str(&text).map_err(|e| {
+        let mut state: SearchState = serde_json::from_str(&text).map_err(|e| {
             SearchError::State(format!("{}: corrupt state file ({e}); delete it to start over", path.display()))
         })?;
+        if state.fingerprint == legacy {
+            state.fingerprint = fingerprint.to_string();
+        }
         if state.fingerprint != fingerprint {
             return Err(SearchError::State(format!(
                 "{} was written by a search with other settings, constraints or evaluator context; use another \
@@ -737,6 +753,55 @@ mod tests {
             fixed: LatencyStat { mean_ms: fixed_ms, std_ms: 0.0, count: 1 },
             blocks: vec![std::array::from_fn(|_| vec![stat(0.5); 10]); 20],
         }
+    }
+
+    /// Top-1 from a digest of the genome: deterministic, different per genome.
+    struct Digest;
+
+    impl Evaluator for Digest {
+        fn context(&self) -> &str {
+            "digest"
+        }
+
+        fn evaluate(&mut self, archs: &[Architecture]) -> Result<Vec<Evaluation>, SearchError> {
+            let top1 = |a: &Architecture| {
+                (crate::evaluator::fnv1a(a.to_string().into_bytes(), crate::evaluator::FNV_OFFSET) % 1000) as f64
+                    / 1000.0
+            };
+            Ok(archs.iter().map(|a| Evaluation { top1: top1(a), top5: top1(a) }).collect())
+        }
+    }
+
+    // A state file of an earlier version (its fingerprint held every setting) still
+    // resumes with the command that wrote it, to a straight run's result.
+    #[test]
+    fn a_state_file_of_the_earlier_fingerprint_resumes() {
+        let space = SearchSpace::oneshot_plus();
+        let cost = CostModel { table: CostTable::new(&space, Convention::default()).unwrap(), latency: None };
+        let dir = std::env::temp_dir().join(format!("shufflenas-legacy-state-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let search = |dir: Option<PathBuf>, stop_after| Search {
+            cost: &cost,
+            domain: GenomeDomain::of(&space),
+            constraints: Constraints::default(),
+            objective: Objective::Accuracy,
+            dir,
+            stop_after,
+        };
+        let config = GeneticConfig { population: 8, retain: 2, iterations: 4, ..GeneticConfig::default() };
+        let straight = search(None, None).genetic(&config, &mut Digest, &mut NoObserver).unwrap();
+        search(Some(dir.clone()), Some(2)).genetic(&config, &mut Digest, &mut NoObserver).unwrap();
+        let path = dir.join("genetic-state.json");
+        let mut state: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        state["fingerprint"] = search(None, None).legacy_fingerprint("genetic", &config, "digest").into();
+        std::fs::write(&path, serde_json::to_string(&state).unwrap()).unwrap();
+        let resumed = search(Some(dir.clone()), None).genetic(&config, &mut Digest, &mut NoObserver).unwrap();
+        assert_eq!(resumed.candidates, straight.candidates);
+        assert_eq!(resumed.top_k, straight.top_k);
+        let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let current = search(None, None).fingerprint("genetic", &config, &["iterations", "top_k"], "digest");
+        assert_eq!(saved["fingerprint"], serde_json::Value::from(current));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     // A search resumed on a re-measured latency table would mix old and new costs.

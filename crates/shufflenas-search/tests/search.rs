@@ -214,6 +214,10 @@ fn a_finished_search_extends_or_shortens_to_a_fresh_runs_result() {
     same_outcome(&grown_fresh, &grown);
     let totals = |r: &SearchResult| r.generations.iter().map(|g| (g.members, g.total_evaluated)).collect::<Vec<_>>();
     assert_eq!(totals(&grown), totals(&grown_fresh), "the generation cut short at 25 is filled first");
+    let fitness = |r: &SearchResult| {
+        r.generations.iter().map(|g| (g.best_fitness, g.mean_fitness, g.best_fitness_so_far)).collect::<Vec<_>>()
+    };
+    assert_eq!(fitness(&grown), fitness(&grown_fresh), "the filled generation's statistics are its members'");
     let cut = random_in_dir(33);
     same_outcome(&fresh_random(33), &cut);
     assert!(cut.complete);
