@@ -48,11 +48,26 @@ pub trait Teacher<B: Backend> {
     /// # Shapes
     /// `[N, C, H, W]` → `[N, classes]`
     fn teacher_logits(&self, images: Tensor<B, 4>) -> Tensor<B, 2>;
+
+    /// Channels of the images the teacher takes, where known: each batch is checked
+    /// against it before the teacher runs.
+    fn input_channels(&self) -> Option<usize> {
+        None
+    }
+
+    /// Why the teacher cannot run at all, if it cannot: checked before training starts.
+    fn problem(&self) -> Option<String> {
+        None
+    }
 }
 
 impl<B: Backend> Teacher<B> for ShuffleNasNet<B> {
     fn teacher_logits(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
         self.forward(images)
+    }
+
+    fn input_channels(&self) -> Option<usize> {
+        Some(self.stem.in_channels())
     }
 }
 
@@ -70,6 +85,14 @@ pub struct SupernetPath<'a, B: Backend> {
 impl<B: Backend> Teacher<B> for SupernetPath<'_, B> {
     fn teacher_logits(&self, images: Tensor<B, 4>) -> Tensor<B, 2> {
         self.supernet.forward_plan(images, self.plan, false)
+    }
+
+    fn input_channels(&self) -> Option<usize> {
+        Some(self.supernet.stem.in_channels())
+    }
+
+    fn problem(&self) -> Option<String> {
+        self.supernet.check_plan(self.plan).err().map(|e| e.to_string())
     }
 }
 

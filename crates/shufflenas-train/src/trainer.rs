@@ -243,6 +243,9 @@ pub enum TrainError {
         /// Outputs of the network's classifier.
         classes: usize,
     },
+    /// A distillation teacher that does not fit the data or the student.
+    #[error("the distillation teacher does not fit: {0}")]
+    Teacher(String),
     /// Images with another number of channels than the network's first conv takes.
     #[error("the images have {got} channels, the network's first conv takes {expected}")]
     InputChannels {
@@ -709,6 +712,12 @@ impl Trainer<'_> {
                     // training.
                     let soft = match distill {
                         Some((d, teacher)) if d.weight > 0.0 => {
+                            if let Some(channels) = teacher.input_channels().filter(|&c| c != batch.shape[1]) {
+                                return Err(TrainError::Teacher(format!(
+                                    "the images have {} channels, the teacher's first conv takes {channels}",
+                                    batch.shape[1]
+                                )));
+                            }
                             let on_main = x.clone().inner().to_device(device);
                             let targets = soft_targets(teacher.teacher_logits(on_main), d.temperature);
                             Some((d, Tensor::<B, 2>::from_inner(targets).to_device(shard_device)))
@@ -729,6 +738,13 @@ impl Trainer<'_> {
                     };
                     let loss = match soft {
                         Some((d, targets)) => {
+                            if targets.dims() != logits.dims() {
+                                return Err(TrainError::Teacher(format!(
+                                    "it gives {} classes, the student {}",
+                                    targets.dims()[1],
+                                    logits.dims()[1]
+                                )));
+                            }
                             let kl = distillation_kl(logits.clone(), targets, d.temperature);
                             hard.mul_scalar(1.0 - d.weight) + kl.mul_scalar(d.weight * d.temperature * d.temperature)
                         }
@@ -850,7 +866,12 @@ impl Trainer<'_> {
             ));
         }
         let distill = match (self.config.distill, teacher) {
-            (Some(d), Some(teacher)) => Some((d, teacher)),
+            (Some(d), Some(teacher)) => {
+                if let Some(problem) = teacher.problem() {
+                    return Err(TrainError::Teacher(problem));
+                }
+                Some((d, teacher))
+            }
             (None, None) => None,
             (Some(_), None) => {
                 return Err(TrainError::Config("distillation is configured but no teacher was given".into()));

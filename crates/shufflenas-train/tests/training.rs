@@ -472,6 +472,38 @@ fn distillation_with_zero_weight_is_plain_training() {
     }
 }
 
+// A teacher of other classes, of other image channels, or a supernet path of another
+// space is an error naming the teacher, before any step or at the first, not a panic.
+#[test]
+fn a_teacher_that_does_not_fit_is_an_error() {
+    let _guard = serial();
+    let device = Default::default();
+    let space = SearchSpace::tiny(1, 10);
+    let (train, _) = loaders(32);
+    let arch = Architecture::random_seeded(&space, 6);
+    let distill = TrainConfig { distill: Some(Distillation { weight: 0.5, temperature: 4.0 }), ..config() };
+    let supernet = SupernetConfig::new(space.clone()).init::<Flex>(&device).unwrap();
+    let other = SearchSpace { num_classes: 7, ..space.clone() };
+    let foreign = other.decode(&Architecture::random_seeded(&other, 1)).unwrap();
+    let teachers: [(Box<dyn Teacher<Flex>>, &str); 3] = [
+        (Box::new(teacher(&SearchSpace::tiny(1, 5))), "it gives 5 classes, the student 10"),
+        (Box::new(teacher(&SearchSpace::tiny(3, 10))), "the images have 1 channels, the teacher's first conv takes 3"),
+        (
+            Box::new(shufflenas_train::distill::SupernetPath { supernet: &supernet, plan: &foreign }),
+            "not decoded from this supernet's search space",
+        ),
+    ];
+    for (teacher, expected) in teachers {
+        let dir = run_dir("misfit-teacher");
+        let net = ShuffleNasNetConfig::new(space.clone(), arch.clone()).init::<B>(&device).unwrap();
+        let err = fixed_trainer(&train, distill.clone(), dir.clone(), &arch)
+            .fit_with_teacher(net, teacher.as_ref(), &device, false, &mut |_| {})
+            .unwrap_err();
+        assert!(matches!(err, TrainError::Teacher(_)) && err.to_string().contains(expected), "{err}");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 /// A teacher with confident, image-dependent predictions (a random or briefly trained
 /// tiny net is nearly uniform, which leaves nothing to distil): the logits are a linear
 /// function of each image's mean brightness, with a skewed class prior.
