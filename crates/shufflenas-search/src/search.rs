@@ -388,6 +388,23 @@ impl Search<'_> {
                 self.fresh_state(fingerprint, taken.into_iter().collect(), rng, evaluator)?
             }
         };
+        if state.next_generation < config.iterations {
+            let distinct: BTreeSet<&Architecture> = state.population.iter().collect();
+            if distinct.is_empty() {
+                return Err(SearchError::Impossible(format!(
+                    "genetic-state.json ends after {} generations with no next population: no new feasible genome \
+                     could be bred or drawn under these caps, so the search cannot be extended",
+                    state.next_generation
+                )));
+            }
+            if distinct.len() < 2 {
+                return Err(SearchError::State(format!(
+                    "genetic-state.json holds a population of {} distinct genome; breeding needs two (a corrupt or \
+                     edited state file? delete it to rerun: the cached evaluations make the replay free)",
+                    distinct.len()
+                )));
+            }
+        }
         while state.next_generation < config.iterations && !self.stopped(state.next_generation) {
             let generation = state.next_generation;
             let population = std::mem::take(&mut state.population);
@@ -403,13 +420,6 @@ impl Search<'_> {
                 Err(e) => return Err(e),
             };
             self.save_state("genetic", &state)?;
-        }
-        if state.population.is_empty() && state.next_generation < config.iterations {
-            return Err(SearchError::Impossible(format!(
-                "genetic-state.json ends after {} generations with no next population: no new feasible genome could \
-                 be bred or drawn under these caps, so the search cannot be extended",
-                state.next_generation
-            )));
         }
         let complete = state.next_generation >= config.iterations;
         state.candidates.retain(|c| c.generation < config.iterations);
@@ -597,6 +607,12 @@ impl Search<'_> {
             if rng.random::<f64>() < config.random_select {
                 parents.push(other.0.clone());
             }
+        }
+        if parents.len() < 2 {
+            return Err(SearchError::Impossible(format!(
+                "a generation of {} distinct genomes leaves fewer than two parents to breed",
+                graded.len()
+            )));
         }
         let mut taken: BTreeSet<Architecture> = parents.iter().cloned().collect();
         let mut next = parents.clone();

@@ -227,6 +227,33 @@ fn a_finished_search_extends_or_shortens_to_a_fresh_runs_result() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+// A state file whose next population cannot be bred from (empty, or one genome) is an
+// error naming the file, not a panic in the parent draw.
+#[test]
+fn a_state_without_two_parents_is_an_error() {
+    let space = SearchSpace::oneshot_plus();
+    let cost = cost_model(&space);
+    let dir = scratch("no-parents");
+    let mut first = search(&cost, &space, Some(dir.clone()));
+    first.stop_after = Some(1);
+    first.genetic(&small_ga(3), &mut Landscape { calls: 0 }, &mut NoObserver).unwrap();
+    let path = dir.join("genetic-state.json");
+    let saved: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let one = saved["population"][0].clone();
+    for (population, expected) in
+        [(serde_json::json!([]), "no next population"), (serde_json::json!([one.clone(), one]), "breeding needs two")]
+    {
+        let mut state = saved.clone();
+        state["population"] = population;
+        std::fs::write(&path, serde_json::to_string(&state).unwrap()).unwrap();
+        let err = search(&cost, &space, Some(dir.clone()))
+            .genetic(&small_ga(3), &mut Landscape { calls: 0 }, &mut NoObserver)
+            .unwrap_err();
+        assert!(err.to_string().contains("genetic-state.json") && err.to_string().contains(expected), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn fixed_block_search_only_changes_channels() {
     let space = SearchSpace::oneshot_plus();
