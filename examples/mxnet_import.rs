@@ -6,7 +6,7 @@
 //!       [--no-se] [--head original|mobilenetv3] [--classes N] [--input-size S] \
 //!       [--forward-input x.npy --forward-output logits.npy]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use burn::prelude::*;
@@ -76,6 +76,7 @@ fn run(args: Args) -> Result<(), String> {
         ..SearchSpace::oneshot_plus()
     };
     let arch = architecture_for(&space, &args.arch).map_err(|e| e.to_string())?;
+    check_outputs(&args)?;
     let device = backend::device()?;
     let params = read_mxnet_params(&args.params).map_err(|e| e.to_string())?;
     let template =
@@ -91,6 +92,12 @@ fn run(args: Args) -> Result<(), String> {
             args.params.display()
         ));
     }
+    // The input is read and checked before anything is written: a bad one leaves an
+    // earlier `--out` as it was.
+    let forward = match (&args.forward_input, &args.forward_output) {
+        (Some(input), Some(output)) => Some((read_input(input, &args)?, output)),
+        _ => None,
+    };
     let tmp = shufflenas::io::temp_path(&args.out);
     let mut store = SafetensorsStore::from_file(&tmp).metadata("architecture", arch.to_string());
     let written = net
@@ -109,21 +116,9 @@ fn run(args: Args) -> Result<(), String> {
         args.out.display(),
         unused
     );
-    if let (Some(input), Some(output)) = (&args.forward_input, &args.forward_output) {
-        let x = npy::read(input).map_err(|e| e.to_string())?;
-        let [n, c, h, w] = x.shape[..] else {
-            return Err(format!("{}: expected an NCHW array, got shape {:?}", input.display(), x.shape));
-        };
-        if c != 3 || h != args.input_size || w != args.input_size {
-            return Err(format!(
-                "{}: input shape {:?} does not match the network (N, 3, {}, {})",
-                input.display(),
-                x.shape,
-                args.input_size,
-                args.input_size
-            ));
-        }
-        let x = Tensor::<Inference, 4>::from_data(TensorData::new(x.values, [n, c, h, w]), &device);
+    if let Some((x, output)) = forward {
+        let shape: [usize; 4] = x.shape[..].try_into().map_err(|_| "the input is checked to be NCHW".to_string())?;
+        let x = Tensor::<Inference, 4>::from_data(TensorData::new(x.values, shape), &device);
         let logits = net.forward(x);
         let shape = logits.dims().to_vec();
         let values: Vec<f32> = logits.into_data().convert::<f32>().into_vec().map_err(|e| format!("{e:?}"))?;
@@ -131,6 +126,50 @@ fn run(args: Args) -> Result<(), String> {
         println!("wrote logits to {}", output.display());
     }
     Ok(())
+}
+
+/// Refuses output paths that would overwrite the `.params` file or each other.
+fn check_outputs(args: &Args) -> Result<(), String> {
+    let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    };
+    let mut inputs = vec![("--params", args.params.as_path())];
+    inputs.extend(args.forward_input.as_deref().map(|p| ("--forward-input", p)));
+    let mut outputs = vec![("--out", args.out.as_path())];
+    outputs.extend(args.forward_output.as_deref().map(|p| ("--forward-output", p)));
+    for (out_flag, out) in &outputs {
+        for (in_flag, input) in &inputs {
+            if same(out, input) {
+                return Err(format!("{out_flag} {} is also {in_flag}: it would be overwritten", out.display()));
+            }
+        }
+    }
+    if let [(_, a), (_, b)] = outputs[..]
+        && same(a, b)
+    {
+        return Err(format!("--out and --forward-output are the same file, {}", a.display()));
+    }
+    Ok(())
+}
+
+/// The `--forward-input` array, checked against the network's input: float32 NCHW,
+/// 3 channels, `--input-size` pixels, at least one image.
+fn read_input(input: &Path, args: &Args) -> Result<NpyArray, String> {
+    let x = npy::read(input).map_err(|e| e.to_string())?;
+    let [n, c, h, w] = x.shape[..] else {
+        return Err(format!("{}: expected an NCHW array, got shape {:?}", input.display(), x.shape));
+    };
+    if n == 0 || c != 3 || h != args.input_size || w != args.input_size {
+        return Err(format!(
+            "{}: input shape {:?} does not match the network (N ≥ 1, 3, {}, {})",
+            input.display(),
+            x.shape,
+            args.input_size,
+            args.input_size
+        ));
+    }
+    Ok(x)
 }
 
 /// Tensors of the gluon network that the converted one holds (params + BN statistics).
