@@ -47,6 +47,11 @@ pub fn resolve_architecture(spec: &str) -> Result<Architecture, CliError> {
         return Ok(spec.parse()?);
     }
     let path = Path::new(spec);
+    let looks_like_genes = spec.contains(',') && spec.chars().all(|c| c.is_ascii_digit() || ", []-".contains(c));
+    if looks_like_genes && !path.exists() {
+        // A gene list without its ';': the parser names what is missing.
+        return Ok(spec.parse()?);
+    }
     if spec.ends_with(".json") || path.is_file() {
         let text = std::fs::read_to_string(path)
             .map_err(|e| CliError::ArchFile { path: spec.to_string(), reason: e.to_string() })?;
@@ -118,5 +123,8 @@ mod tests {
         let short = "0,0;1,1";
         let err = architecture_for(&SearchSpace::oneshot_plus(), short).unwrap_err();
         assert_eq!(err.to_string(), "expected 20 block genes, got 2");
+        // A gene list without its ';' is a malformed genome, not an unknown preset.
+        let err = resolve_architecture("0,0,3,1").unwrap_err().to_string();
+        assert!(err.contains("separated by ';'"), "{err}");
     }
 }

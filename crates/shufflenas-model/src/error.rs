@@ -33,6 +33,14 @@ pub enum ArchError {
         /// Number of genes given.
         got: usize,
     },
+    /// Block and channel lists of different lengths.
+    #[error("a genome has one channel gene per block gene: got {blocks} block genes and {channels} channel genes")]
+    ListLengths {
+        /// Block genes given.
+        blocks: usize,
+        /// Channel genes given.
+        channels: usize,
+    },
     /// A gene value outside the allowed ids.
     #[error("{kind} gene {index} is {value}, allowed range is {min}..={max}")]
     OutOfRange {

@@ -108,11 +108,11 @@ impl Architecture {
     /// checked against a space by [`SearchSpace::validate`].
     ///
     /// # Errors
-    /// [`ArchError::GeneCount`] when the two lists differ in length,
+    /// [`ArchError::ListLengths`] when the two lists differ in length,
     /// [`ArchError::OutOfRange`] for a block id above 3.
     pub fn from_ids(blocks: &[u8], channels: &[u8]) -> Result<Self, ArchError> {
         if blocks.len() != channels.len() {
-            return Err(ArchError::GeneCount { kind: GeneKind::Channel, expected: blocks.len(), got: channels.len() });
+            return Err(ArchError::ListLengths { blocks: blocks.len(), channels: channels.len() });
         }
         let blocks = blocks
             .iter()
@@ -334,7 +334,9 @@ mod tests {
             "0,1;1,-1".parse::<Architecture>(),
             Err(ArchError::OutOfRange { kind: GeneKind::Channel, index: 1, value: -1, .. })
         ));
-        assert!(matches!("0,1;1".parse::<Architecture>(), Err(ArchError::GeneCount { .. })));
+        let err = "0,1;1".parse::<Architecture>().unwrap_err();
+        assert_eq!(err, ArchError::ListLengths { blocks: 2, channels: 1 });
+        assert!(err.to_string().contains("got 2 block genes and 1 channel genes"), "{err}");
     }
 
     #[test]
