@@ -94,6 +94,9 @@ impl TrainConfig {
     /// # Errors
     /// [`TrainError::Config`] naming the first bad option.
     pub fn check(&self) -> Result<(), TrainError> {
+        if self.epochs == 0 {
+            return Err(TrainError::Config("epochs must be at least 1: a run of 0 epochs trains nothing".into()));
+        }
         if !(self.mixup_alpha.is_finite() && self.mixup_alpha >= 0.0) {
             return Err(TrainError::Config(format!(
                 "mixup alpha must be 0 (off) or positive, got {}",
@@ -194,9 +197,7 @@ pub enum TrainError {
     #[error(transparent)]
     Sampler(#[from] SamplerError),
     /// The loss became NaN or infinite.
-    #[error(
-        "loss is {loss} at epoch {epoch}, step {step}: training stopped; the last good checkpoint is kept in {dir}"
-    )]
+    #[error("loss is {loss} at epoch {epoch}, step {step}: training stopped; {kept}")]
     NonFinite {
         /// The loss value.
         loss: f64,
@@ -204,8 +205,8 @@ pub enum TrainError {
         epoch: usize,
         /// Global step.
         step: u64,
-        /// Run directory.
-        dir: String,
+        /// What the run directory keeps: its last good checkpoint, or none yet.
+        kept: String,
     },
     /// A checkpoint that cannot be written or read.
     #[error("checkpoint {path}: {reason}")]
@@ -774,12 +775,11 @@ impl Trainer<'_> {
                 }
                 correct += step_correct;
                 if !loss_value.is_finite() {
-                    return Err(TrainError::NonFinite {
-                        loss: loss_value,
-                        epoch,
-                        step: state.global_step,
-                        dir: self.dir.display().to_string(),
-                    });
+                    let kept = match holds_run(&self.dir) {
+                        true => format!("the last good checkpoint is kept in {}", self.dir.display()),
+                        false => format!("no checkpoint was written yet (none in {})", self.dir.display()),
+                    };
+                    return Err(TrainError::NonFinite { loss: loss_value, epoch, step: state.global_step, kept });
                 }
                 let grads = single.unwrap_or_else(|| accumulated.grads());
                 #[cfg(feature = "ddp")]
@@ -1089,6 +1089,22 @@ impl<B: Backend> ValidNet<B> for ShuffleNasNet<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // Each setting that cannot train is named; the defaults pass.
+    #[test]
+    fn unusable_settings_are_named() {
+        TrainConfig::default().check().unwrap();
+        for (config, expected) in [
+            (TrainConfig { epochs: 0, ..TrainConfig::default() }, "epochs must be at least 1"),
+            (TrainConfig { lr: f64::NAN, ..TrainConfig::default() }, "learning rate must be finite"),
+            (TrainConfig { momentum: 1.0, ..TrainConfig::default() }, "momentum must be in [0, 1)"),
+            (TrainConfig { label_smoothing: 1.5, ..TrainConfig::default() }, "label smoothing"),
+            (TrainConfig { mixup_alpha: -1.0, ..TrainConfig::default() }, "mixup alpha"),
+        ] {
+            let err = config.check().unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+        }
+    }
 
     // Runs written before mixup and distillation existed must still resume: with both
     // off, the configuration's JSON (part of the fingerprint) is what it was, and the old

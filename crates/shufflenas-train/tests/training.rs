@@ -177,7 +177,7 @@ fn a_diverging_run_stops_with_the_step_and_a_fresh_run_keeps_off_an_earlier_one(
     let diverging = Trainer { dir: fresh.clone(), ..diverging };
     let err = diverging.fit(make(), &device, false, &mut |_| {}).unwrap_err();
     assert!(matches!(err, TrainError::NonFinite { .. }), "{err}");
-    assert!(err.to_string().contains("step"), "{err}");
+    assert!(err.to_string().contains("step") && err.to_string().contains("no checkpoint was written yet"), "{err}");
     assert!(!fresh.join("latest.json").exists());
     let _ = std::fs::remove_dir_all(dir);
     let _ = std::fs::remove_dir_all(fresh);
