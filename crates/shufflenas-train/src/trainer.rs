@@ -506,6 +506,42 @@ pub struct Trainer<'a> {
     pub on_step: Option<&'a dyn Fn(&StepInfo)>,
 }
 
+/// What differs between a saved run's fingerprint and this run's, in words: the
+/// hyper-parameters that changed (`epochs 3 → 5`), and whether the model did
+/// (architecture, search space, teacher or starting weights, all in the model id).
+fn fingerprint_difference(saved: &str, current: &str) -> String {
+    // `model_id|config`, where the config is the JSON of `TrainConfig` (its first field
+    // is `epochs`) and the model id may hold `|` and JSON itself.
+    let split = |fingerprint: &str| -> Option<(String, serde_json::Map<String, serde_json::Value>)> {
+        let at = fingerprint.rfind("|{\"epochs\":")?;
+        let config = serde_json::from_str::<serde_json::Value>(&fingerprint[at + 1..]).ok()?;
+        Some((fingerprint[..at].to_string(), config.as_object()?.clone()))
+    };
+    let (Some((saved_model, saved_config)), Some((model, config))) = (split(saved), split(current)) else {
+        return "model or hyper-parameters differ".into();
+    };
+    let shown = |value: Option<&serde_json::Value>| value.map_or("unset".to_string(), |v| v.to_string());
+    let mut keys: Vec<&String> = saved_config.keys().chain(config.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let changed: Vec<String> = keys
+        .into_iter()
+        .filter(|key| saved_config.get(*key) != config.get(*key))
+        .map(|key| format!("{key} {} → {}", shown(saved_config.get(key)), shown(config.get(key))))
+        .collect();
+    let mut parts = Vec::new();
+    if saved_model != model {
+        parts.push("the model differs (architecture, search space, teacher or starting weights)".to_string());
+    }
+    if !changed.is_empty() {
+        parts.push(format!("hyper-parameters differ: {}", changed.join(", ")));
+    }
+    if parts.is_empty() {
+        return "model or hyper-parameters differ".into();
+    }
+    parts.join("; ")
+}
+
 /// The file of a run directory that names its newest complete checkpoint.
 pub(crate) const LATEST_FILE: &str = "latest.json";
 
@@ -929,7 +965,7 @@ impl Trainer<'_> {
             if saved.fingerprint != start.state.fingerprint {
                 return Err(TrainError::Incompatible {
                     path: dir.display().to_string(),
-                    reason: "model or hyper-parameters differ".into(),
+                    reason: fingerprint_difference(&saved.fingerprint, &start.state.fingerprint),
                 });
             }
             // Runs written before the data was recorded resume unchecked.
@@ -1090,20 +1126,19 @@ impl<B: Backend> ValidNet<B> for ShuffleNasNet<B> {
 mod tests {
     use super::*;
 
-    // Each setting that cannot train is named; the defaults pass.
+    // A refused resume says what changed.
     #[test]
-    fn unusable_settings_are_named() {
-        TrainConfig::default().check().unwrap();
-        for (config, expected) in [
-            (TrainConfig { epochs: 0, ..TrainConfig::default() }, "epochs must be at least 1"),
-            (TrainConfig { lr: f64::NAN, ..TrainConfig::default() }, "learning rate must be finite"),
-            (TrainConfig { momentum: 1.0, ..TrainConfig::default() }, "momentum must be in [0, 1)"),
-            (TrainConfig { label_smoothing: 1.5, ..TrainConfig::default() }, "label smoothing"),
-            (TrainConfig { mixup_alpha: -1.0, ..TrainConfig::default() }, "mixup alpha"),
-        ] {
-            let err = config.check().unwrap_err().to_string();
-            assert!(err.contains(expected), "{err}");
-        }
+    fn a_refused_resume_names_what_differs() {
+        let fingerprint =
+            |model: &str, config: &TrainConfig| format!("{model}|{}", serde_json::to_string(config).unwrap());
+        let base = TrainConfig::default();
+        let longer = TrainConfig { epochs: 20, lr: 0.2, ..TrainConfig::default() };
+        let text =
+            fingerprint_difference(&fingerprint("{\"a\":1}|arch", &base), &fingerprint("{\"a\":1}|arch", &longer));
+        assert_eq!(text, "hyper-parameters differ: epochs 10 → 20, lr 0.1 → 0.2");
+        let text = fingerprint_difference(&fingerprint("arch-a", &base), &fingerprint("arch-b", &base));
+        assert!(text.starts_with("the model differs"), "{text}");
+        assert_eq!(fingerprint_difference("garbage", "other"), "model or hyper-parameters differ");
     }
 
     // Runs written before mixup and distillation existed must still resume: with both
@@ -1169,5 +1204,7 @@ mod tests {
         assert!(matches!(bad_lr.check(), Err(TrainError::Config(m)) if m.contains("learning rate")));
         let bad_momentum = TrainConfig { momentum: 1.0, ..TrainConfig::default() };
         assert!(matches!(bad_momentum.check(), Err(TrainError::Config(m)) if m.contains("momentum")));
+        let no_epochs = TrainConfig { epochs: 0, ..TrainConfig::default() };
+        assert!(matches!(no_epochs.check(), Err(TrainError::Config(m)) if m.contains("epochs must be at least 1")));
     }
 }
