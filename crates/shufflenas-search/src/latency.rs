@@ -79,7 +79,9 @@ impl LatencyTable {
     /// Checks that the table was measured for networks of `space`: the same input side
     /// and number of positions, and (for tables that record it) the same space apart
     /// from what does not change a forward pass's time (dropout, the searchable ids);
-    /// its times would otherwise be of other networks.
+    /// its times would otherwise be of other networks. Every time must be a finite,
+    /// non-negative number, and every choice the space searches (each block at each
+    /// searchable channel id, at every position) must have one.
     ///
     /// # Errors
     /// [`SearchError::Latency`] naming what differs.
@@ -96,6 +98,26 @@ impl LatencyTable {
                 self.blocks.len(),
                 space.num_blocks()
             )));
+        }
+        let bad_time = |stat: &LatencyStat| !(stat.mean_ms.is_finite() && stat.mean_ms >= 0.0);
+        if bad_time(&self.fixed) {
+            return Err(SearchError::Latency(format!("the stem and head time is {} ms", self.fixed.mean_ms)));
+        }
+        for (position, row) in self.blocks.iter().enumerate() {
+            for (block, entries) in row.iter().enumerate() {
+                for id in space.searchable_min_id..=space.searchable_max_id {
+                    let entry = entries.get(id).copied().flatten();
+                    let problem = match entry {
+                        None => "no time".to_string(),
+                        Some(stat) if bad_time(&stat) => format!("a time of {} ms", stat.mean_ms),
+                        Some(_) => continue,
+                    };
+                    return Err(SearchError::Latency(format!(
+                        "the table has {problem} for position {position}, block {block}, channel id {id}, which the \
+                         space searches: measure it again (the latency_table example)"
+                    )));
+                }
+            }
         }
         if let Some(measured) = &self.space {
             let comparable = SearchSpace {
@@ -515,6 +537,21 @@ mod tests {
         // A table written before the space was recorded is checked on size and positions.
         let old = LatencyTable { space: None, ..table.clone() };
         assert!(old.check_space(&wider).is_ok());
+        // A missing or negative time of a searched choice is named, not turned into an
+        // infinite prediction later.
+        let mut holes = table.clone();
+        holes.blocks[1][2][space().searchable_max_id] = None;
+        let err = holes.check_space(&space()).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("no time for position 1, block 2, channel id {}", space().searchable_max_id)),
+            "{err}"
+        );
+        let mut negative = table.clone();
+        if let Some(stat) = negative.blocks[0][0][space().searchable_min_id].as_mut() {
+            stat.mean_ms = -1.0;
+        }
+        let err = negative.check_space(&space()).unwrap_err().to_string();
+        assert!(err.contains("a time of -1 ms for position 0, block 0"), "{err}");
     }
 
     #[test]
