@@ -37,9 +37,10 @@ struct Args {
     /// With --supernet: every block at every searchable width instead of the paths'.
     #[arg(long)]
     all_choices: bool,
-    /// Processes to split the pieces between (each runs this program with `--shard`).
-    #[arg(long, default_value_t = 1)]
-    jobs: usize,
+    /// Processes to split the pieces between (each runs this program with `--shard`),
+    /// 1 to 256.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=256))]
+    jobs: u16,
     /// Run only shard I of N of the pieces (`I/N`); set by `--jobs`.
     #[arg(long)]
     shard: Option<Shard>,
@@ -70,7 +71,7 @@ fn main() -> ExitCode {
     shufflenas::keep_freed_memory();
     let args = Args::parse();
     if args.jobs > 1 && args.shard.is_none() {
-        return shufflenas::cli::finish(spawn_shards(args.jobs).map_err(|e| e.to_string()));
+        return shufflenas::cli::finish(spawn_shards(usize::from(args.jobs)).map_err(|e| e.to_string()));
     }
     shufflenas::cli::finish(run(&args).map_err(|e| e.to_string()))
 }

@@ -258,9 +258,13 @@ impl SearchSpace {
         if self.input_size > MAX_INPUT_SIZE {
             return too_large(format!("input size {} px, at most {MAX_INPUT_SIZE}", self.input_size));
         }
+        if self.num_classes > MAX_CLASSES {
+            return too_large(format!("{} classes, at most {MAX_CLASSES}", self.num_classes));
+        }
         let largest_scale = self.candidate_scales[self.max_channel_id()];
         let widest = self.stage_out_channels.iter().map(|&c| self.mid_channels(c, largest_scale)).max().unwrap_or(0);
         let channels = [
+            ("input_channels", self.input_channels),
             ("first_conv_channels", self.first_conv_channels),
             ("last_conv_channels", self.last_conv_channels),
             ("a stage's output channels", self.stage_out_channels.iter().copied().max().unwrap_or(0)),
@@ -435,6 +439,8 @@ const MAX_STAGES: usize = 16;
 const MAX_INPUT_SIZE: usize = 8192;
 /// Most channels of any layer.
 const MAX_CHANNELS: usize = 1 << 16;
+/// Most classes (ImageNet-21k has 21,841).
+const MAX_CLASSES: usize = 1 << 20;
 
 /// `make_divisible` of MobileNet/timm: round to the nearest multiple of `divisor`, at
 /// least `divisor`, and never more than 10% below `value`.
@@ -632,6 +638,8 @@ mod tests {
         for (bad, expected) in [
             (SearchSpace { input_size: 1 << 20, ..SearchSpace::oneshot_plus() }, "input size 1048576 px"),
             (SearchSpace { candidate_scales: vec![1.0; 300], ..SearchSpace::oneshot_plus() }, "300 candidate scales"),
+            (SearchSpace { num_classes: 1_000_000_000, ..SearchSpace::oneshot_plus() }, "1000000000 classes"),
+            (SearchSpace { input_channels: 1 << 20, ..SearchSpace::oneshot_plus() }, "input_channels 1048576"),
             (SearchSpace { candidate_scales: vec![1e30; 10], ..SearchSpace::oneshot_plus() }, "widest block's mid"),
         ] {
             let err = bad.check().unwrap_err();
