@@ -374,7 +374,10 @@ pub fn parse_mxnet_params(bytes: &[u8], path: &str) -> Result<TensorMap, Weights
     r.u64("header")?;
     let count = r.u64("array count")? as usize;
     if count > bytes.len() / 8 {
-        return Err(r.corrupt(format!("implausible array count {count}")));
+        return Err(r.corrupt(format!(
+            "the header lists {count} arrays, more than a file of {} bytes can hold: truncated, or not a .params file",
+            bytes.len()
+        )));
     }
     let arrays = (0..count).map(|i| read_ndarray(&mut r, i)).collect::<Result<Vec<_>, _>>()?;
     let names = r.u64("name count")? as usize;

@@ -13,7 +13,7 @@ use shufflenas_model::{Architecture, SearchSpace};
 use shufflenas_train::checkpoint::{load_checked, tensor_shapes};
 use shufflenas_train::data::BatchLoader;
 use shufflenas_train::recalibrate::recalibrate_supernet;
-use shufflenas_train::trainer::ValidNet;
+use shufflenas_train::trainer::{TrainError, ValidNet};
 
 use crate::SearchError;
 
@@ -102,8 +102,12 @@ pub fn load_supernet<B: Backend>(
     device: &B::Device,
 ) -> Result<Supernet<B>, SearchError> {
     let fresh = SupernetConfig::new(space.clone()).init::<B>(device)?;
-    load_checked(fresh, path, device)
-        .map_err(|e| SearchError::Checkpoint(format!("{e} (is it a supernet of this search space?)")))
+    load_checked(fresh, path, device).map_err(|e| match e {
+        TrainError::Checkpoint { ref reason, .. } if reason.starts_with("does not match") => {
+            SearchError::Checkpoint(format!("{e} (is it a supernet of this search space?)"))
+        }
+        other => SearchError::Checkpoint(other.to_string()),
+    })
 }
 
 /// Initialises every lazily initialised parameter in place (see [`tensor_shapes`]):

@@ -95,7 +95,19 @@ pub(crate) fn read_record<B: Backend, R: burn::record::Record<B>>(
     let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
     quietly_catch_panic(|| Recorder::<B>::load(&recorder, file.with_extension(""), device))
         .map_err(|()| error(file, "corrupt, or not a record of this module (reading it panicked in Burn)"))?
-        .map_err(|e| error(file, e))
+        .map_err(|e| error(file, recorder_problem(&e)))
+}
+
+/// Burn's recorder error in words (its `Display` is its `Debug`).
+fn recorder_problem(e: &burn::record::RecorderError) -> String {
+    use burn::record::RecorderError;
+    match e {
+        RecorderError::FileNotFound(_) => "missing".into(),
+        RecorderError::DeserializeError(detail) | RecorderError::Unknown(detail) => {
+            let detail: String = detail.chars().take(200).collect();
+            format!("truncated, corrupt, or not a record of this module ({detail})")
+        }
+    }
 }
 
 /// Runs `f`, turning a panic into an error without printing it.
