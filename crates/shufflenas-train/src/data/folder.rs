@@ -43,7 +43,7 @@ impl ImageFolder {
     ///
     /// # Errors
     /// [`DataError`] for an unreadable folder, a folder without classes, or a class
-    /// folder with no images (named).
+    /// folder with no images, or none left after `skip_corrupt` (named).
     pub fn open(root: &Path, options: ImageFolderOptions) -> Result<Self, DataError> {
         let mut classes: Vec<String> = std::fs::read_dir(root)
             .map_err(|e| io_error(root, e))?
@@ -69,12 +69,20 @@ impl ImageFolder {
             if files.is_empty() {
                 return Err(DataError::Empty(format!("class folder {} has no .jpg/.jpeg/.png images", dir.display())));
             }
+            let (found, kept_before, skipped_before) = (files.len(), items.len(), skipped.len());
             for file in files {
                 if options.skip_corrupt && decode(&file).is_err() {
                     skipped.push(file);
                 } else {
                     items.push((file, label));
                 }
+            }
+            if items.len() == kept_before {
+                return Err(DataError::Empty(format!(
+                    "class folder {} has no readable image: all {found} were skipped as corrupt (the first: {})",
+                    dir.display(),
+                    skipped[skipped_before].display()
+                )));
             }
         }
         Ok(Self { classes, items, skipped })
@@ -161,6 +169,10 @@ mod tests {
         let skipping = ImageFolder::open(&root, ImageFolderOptions { skip_corrupt: true }).unwrap();
         assert_eq!(skipping.len(), 2);
         assert_eq!(skipping.skipped().len(), 1);
+        // A class whose every image is corrupt has nothing left to learn from.
+        std::fs::remove_file(root.join("cat/b.jpg")).unwrap();
+        let err = ImageFolder::open(&root, ImageFolderOptions { skip_corrupt: true }).unwrap_err().to_string();
+        assert!(err.contains("has no readable image: all 1 were skipped") && err.contains("broken.png"), "{err}");
 
         std::fs::create_dir_all(root.join("empty")).unwrap();
         let err = ImageFolder::open(&root, ImageFolderOptions::default()).unwrap_err();
