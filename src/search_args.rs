@@ -197,6 +197,17 @@ impl SearchArgs {
     /// # Errors
     /// A message naming the setting.
     pub fn check(&self, space: &SearchSpace) -> Result<(), String> {
+        // In the flags' own units (the library's caps are in FLOPs, MACs and params).
+        let caps = [
+            ("--flops-max", self.flops_max),
+            ("--macs-max", self.macs_max),
+            ("--params-max", self.params_max),
+            ("--score-max", self.score_max),
+            ("--latency-max", self.latency_max),
+        ];
+        if let Some((flag, Some(value))) = caps.into_iter().find(|(_, v)| v.is_some_and(|v| v.is_nan() || v < 0.0)) {
+            return Err(format!("{flag} must be a non-negative number, got {value}"));
+        }
         self.genetic().check().map_err(|e| e.to_string())?;
         if self.recal_images == 0 {
             return Err("--recal-images must be at least 1: BN recalibration needs training images".into());
@@ -440,6 +451,7 @@ mod tests {
             (&["--retain", "1"][..], "retained count"),
             (&["--mutate", "NaN"], "mutate is a probability"),
             (&["--recal-images", "0"], "--recal-images"),
+            (&["--flops-max=-1"], "--flops-max must be a non-negative number, got -1"),
             (&["--flops-max", "0.001"], "no genome has flops"),
             (&["--latency-max", "5"], "latency cap needs a latency table"),
             (&["--latency-table", "/nonexistent/latency.json"], "cannot read /nonexistent/latency.json"),
