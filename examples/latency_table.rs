@@ -87,6 +87,10 @@ fn run(args: Args) -> Result<(), String> {
     if args.batch == 0 || args.repeats == 0 {
         return Err("--batch and --repeats must be positive".into());
     }
+    // Before minutes of measuring: the table must have somewhere to go.
+    if args.out.is_dir() {
+        return Err(format!("--out {} is a directory: name the table's file", args.out.display()));
+    }
     let device = backend::device()?;
     let space = space_of(&args);
     space.check().map_err(|e| e.to_string())?;

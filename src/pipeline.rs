@@ -104,6 +104,9 @@ pub fn run_pipeline(args: PipelineArgs) -> Result<(), String> {
     // Search flags fail now, not after the supernet has trained.
     args.search.check(&space)?;
     let dir = crate::cli::run_dir_or_default(args.out.as_deref(), "");
+    if dir.exists() && !dir.is_dir() {
+        return Err(format!("--out {} exists and is not a directory", dir.display()));
+    }
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     println!(
         "ShuffleNAS pipeline: {} training / {} search-validation / {} test images, {} genomes in the space, backend {}, \

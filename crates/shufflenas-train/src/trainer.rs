@@ -936,6 +936,9 @@ impl Trainer<'_> {
             if !resume && holds_run(&self.dir) {
                 return Err(TrainError::RunExists { dir: self.dir.display().to_string() });
             }
+            if self.dir.exists() && !self.dir.is_dir() {
+                return Err(checkpoint_error(&self.dir, "exists and is not a directory: the run needs a folder"));
+            }
             std::fs::create_dir_all(&self.dir).map_err(|e| checkpoint_error(&self.dir, e))?;
         }
         let mut start = Start {
