@@ -146,6 +146,11 @@ pub fn load_subnet<B: Backend>(
             "{path} does not hold a network of genome {arch} in this search space ({reason}); was it trained with \
              another --arch or on other data?"
         ),
+        // A record of another module kind lacks the fixed network's fields.
+        TrainError::Checkpoint { path, reason } if reason.contains("missing field") => format!(
+            "{path} does not hold a fixed network ({reason}); a supernet checkpoint? This takes the run of a fixed \
+             network, e.g. of train_subnet"
+        ),
         other => other.to_string(),
     })
 }

@@ -104,7 +104,7 @@ fn recorder_problem(e: &burn::record::RecorderError) -> String {
     match e {
         RecorderError::FileNotFound(_) => "missing".into(),
         RecorderError::DeserializeError(detail) | RecorderError::Unknown(detail) => {
-            let detail: String = detail.chars().take(200).collect();
+            let detail: String = detail.split_whitespace().collect::<Vec<_>>().join(" ").chars().take(200).collect();
             format!("truncated, corrupt, or not a record of this module ({detail})")
         }
     }
