@@ -71,11 +71,27 @@ pub fn load_idx(images: &Path, labels: &Path, classes: usize) -> Result<InMemory
             });
         }
     };
+    if n == 0 || h == 0 || w == 0 || c == 0 {
+        let reason = match n {
+            0 => "the file holds no images".to_string(),
+            _ => format!("images of dimensions {dims:?} have a side of 0"),
+        };
+        return Err(DataError::Format { format: "IDX", path: shown, reason });
+    }
     if label_dims != [n] {
         return Err(DataError::Format {
             format: "IDX",
             path: labels.display().to_string(),
             reason: format!("{label_dims:?} labels for {n} images"),
+        });
+    }
+    // Named against the labels file, which holds them.
+    if let Some((index, &label)) = label_bytes.iter().enumerate().find(|&(_, &label)| usize::from(label) >= classes) {
+        return Err(DataError::LabelOutOfRange {
+            path: labels.display().to_string(),
+            index,
+            label: label.into(),
+            classes,
         });
     }
     InMemoryDataset::new(&shown, (h, w, c), pixels, label_bytes.into_iter().map(u16::from).collect(), classes)
@@ -139,6 +155,15 @@ mod tests {
         std::fs::write(dir.join("lab"), idx_bytes(&[2], &[1, 12])).unwrap();
         let err = load_idx(&dir.join("img"), &dir.join("lab"), 10).unwrap_err();
         assert!(matches!(err, DataError::LabelOutOfRange { index: 1, label: 12, .. }), "{err}");
+        assert!(err.to_string().contains(&dir.join("lab").display().to_string()), "{err}");
+        // No images, or images with a side of 0, are named as such.
+        std::fs::write(dir.join("none"), idx_bytes(&[0, 3, 2], &[])).unwrap();
+        std::fs::write(dir.join("lab0"), idx_bytes(&[0], &[])).unwrap();
+        let err = load_idx(&dir.join("none"), &dir.join("lab0"), 10).unwrap_err();
+        assert!(err.to_string().contains("holds no images"), "{err}");
+        std::fs::write(dir.join("flat"), idx_bytes(&[2, 0, 2], &[])).unwrap();
+        let err = load_idx(&dir.join("flat"), &dir.join("lab"), 10).unwrap_err();
+        assert!(err.to_string().contains("have a side of 0"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
