@@ -213,7 +213,7 @@ impl SearchArgs {
             return Err("--recal-images must be at least 1: BN recalibration needs training images".into());
         }
         let cost = self.cost_model(space)?;
-        self.search(&cost, space, Path::new("."))?.check().map_err(|e| e.to_string())
+        self.search(&cost, space, Path::new("."))?.check_genetic(&self.genetic()).map_err(|e| e.to_string())
     }
 
     /// The genetic-algorithm settings.
@@ -452,6 +452,7 @@ mod tests {
             (&["--mutate", "NaN"], "mutate is a probability"),
             (&["--recal-images", "0"], "--recal-images"),
             (&["--flops-max=-1"], "--flops-max must be a non-negative number, got -1"),
+            (&["--fixed-blocks", "oneshot-s+", "--fixed-channels", "oneshot-s+"], "the domain holds 1 genomes"),
             (&["--flops-max", "0.001"], "no genome has flops"),
             (&["--latency-max", "5"], "latency cap needs a latency table"),
             (&["--latency-table", "/nonexistent/latency.json"], "cannot read /nonexistent/latency.json"),

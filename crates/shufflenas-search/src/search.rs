@@ -292,6 +292,30 @@ impl Search<'_> {
         text
     }
 
+    /// What [`Search::genetic`] checks before it evaluates anything: the settings, the
+    /// search ([`Search::check`]) and a domain that holds a whole population.
+    ///
+    /// # Errors
+    /// As [`Search::genetic`]'s setting and constraint errors.
+    pub fn check_genetic(&self, config: &GeneticConfig) -> Result<(), SearchError> {
+        config.check()?;
+        self.check()?;
+        self.check_domain_holds(config.population, "a population")
+    }
+
+    /// Refuses a search that needs more distinct genomes than the domain holds (fixed
+    /// blocks and channels leave few), naming the domain rather than the caps.
+    fn check_domain_holds(&self, needed: usize, what: &str) -> Result<(), SearchError> {
+        let size = self.domain.size();
+        if size < needed as f64 {
+            return Err(SearchError::Settings(format!(
+                "the domain holds {size} genomes, fewer than {what} of {needed} distinct ones: free more genes \
+                 (--fixed-blocks, --fixed-channels) or ask for fewer"
+            )));
+        }
+        Ok(())
+    }
+
     /// Whether `stop_after` ends the run before generation `next` (0-based).
     fn stopped(&self, next: usize) -> bool {
         self.stop_after.is_some_and(|stop| next >= stop)
@@ -372,8 +396,7 @@ impl Search<'_> {
         evaluator: &mut dyn Evaluator,
         observer: &mut dyn Observer,
     ) -> Result<SearchResult, SearchError> {
-        config.check()?;
-        self.check()?;
+        self.check_genetic(config)?;
         let fingerprint = self.fingerprint("genetic", config, &["iterations", "top_k"], evaluator.context());
         let legacy = self.legacy_fingerprint("genetic", config, evaluator.context());
         let mut state = match self.load_state("genetic", &fingerprint, &legacy)? {
@@ -449,6 +472,7 @@ impl Search<'_> {
             ));
         }
         self.check()?;
+        self.check_domain_holds(config.budget, "a budget")?;
         let fingerprint = self.fingerprint("random", config, &["budget", "top_k"], evaluator.context());
         let legacy = self.legacy_fingerprint("random", config, evaluator.context());
         let mut state = match self.load_state("random", &fingerprint, &legacy)? {

@@ -263,6 +263,10 @@ fn fixed_block_search_only_changes_channels() {
     s.domain = GenomeDomain::of(&space).with_fixed_blocks(&fixed).unwrap();
     let result = s.genetic(&small_ga(2), &mut Landscape { calls: 0 }, &mut NoObserver).unwrap();
     assert!(result.candidates.iter().all(|c| c.arch.blocks == fixed.blocks));
+    // With the channels fixed too, one genome is left: the domain is named, not the caps.
+    s.domain = s.domain.with_fixed_channels(&fixed).unwrap();
+    let err = s.genetic(&small_ga(2), &mut Landscape { calls: 0 }, &mut NoObserver).unwrap_err().to_string();
+    assert!(err.contains("the domain holds 1 genomes, fewer than a population of 20"), "{err}");
 }
 
 #[test]
